@@ -1,12 +1,12 @@
 """Seeded, plausible Genesys Cloud conversation-detail values, written as Avro files.
 
-Every file is generated from its own RNG (seeded by the emulator seed, page and file index), so a
-file can be generated alone, in any order, and always comes out byte-identical. Conversation ids
-come from the global conversation index, so ids stay unique when pages are added later.
+Conversation ``i`` depends only on the seed and ``i`` (see :mod:`.encoder`: a seeded base shape
+with fresh ids and shifted times), so any file can be generated alone, in any order, and always
+comes out byte-identical; ids stay unique when pages are added later.
 
 Only the fields a data engineer looks at are filled (ids, times, media type, direction, purposes,
 segments in time order, metrics, flow, MOS); the long tail of the SDK model stays null, as in real
-exports. Records are built as complete dicts (every schema field present, mostly None) so what
+exports. Base conversations are complete dicts (every schema field present, mostly None) so what
 fastavro reads back equals what :meth:`ConversationFactory.conversations` yields.
 """
 
@@ -15,15 +15,16 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import threading
 import uuid
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import fastavro
-
+from .encoder import VariantPool, conversation_id, dt_ms, iso_ms, write_container
 from .layout import FileSpec
-from .schema import load_schema, record_fields
+from .schema import conversation_schema, datetime_fields, load_schema, record_fields
+
+__all__ = ["ConversationFactory", "conversation_id", "stable_uuid"]
 
 CONVERSATION = "AnalyticsConversationWithoutAttributes"
 PARTICIPANT = "AnalyticsParticipantWithoutAttributes"
@@ -34,7 +35,6 @@ FLOW = "AnalyticsFlow"
 MEDIA_STAT = "AnalyticsMediaEndpointStat"
 
 BASE_MS = 1_704_103_200_000  # 2024-01-01T10:00:00Z: conversations start here and move forward
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 MEDIA_TYPES = ("voice", "voice", "voice", "voice", "callback", "chat", "chat", "email", "message",
                "message")
@@ -53,11 +53,6 @@ def stable_uuid(*parts: object) -> str:
     return str(uuid.UUID(bytes=digest, version=4))
 
 
-def conversation_id(seed: int, index: int) -> str:
-    """Id of the conversation at a global index: unique across pages added at any time."""
-    return stable_uuid("conversation", seed, index)
-
-
 class ConversationFactory:
     """Builds the Avro records of a file; knows the schema version and the datetime style."""
 
@@ -68,10 +63,9 @@ class ConversationFactory:
         self.timestamps = timestamps
         self.codec = codec
         self.schema = load_schema(schema_version, timestamps)
-        self.parsed_schema = fastavro.parse_schema(self.load_schema_copy())
         fields = record_fields(self.schema)
         self._templates = {name: dict.fromkeys(names) for name, names in fields.items()}
-        self.ts: Callable[[int], Any] = _iso if timestamps == "iso" else _dt
+        self.ts: Callable[[int], Any] = iso_ms if timestamps == "iso" else dt_ms
         self.users = [stable_uuid("user", seed, i) for i in range(40)]
         self.queues = [stable_uuid("queue", seed, i) for i in range(8)]
         self.flows = [(stable_uuid("flow", seed, i), n) for i, n in
@@ -79,30 +73,33 @@ class ConversationFactory:
         self.divisions = [stable_uuid("division", seed, i) for i in range(3)]
         self.wrapups = list(WRAP_UP_CODES)
         self.edges = [stable_uuid("edge", seed, i) for i in range(2)]
-
-    def load_schema_copy(self) -> dict[str, Any]:
-        return load_schema(self.schema_version, self.timestamps)
+        self.pool = VariantPool(seed, conversation_schema(self.schema),
+                                datetime_fields(schema_version), self.conversation,
+                                millis=timestamps == "millis")
 
     def _new(self, record: str) -> dict[str, Any]:
         return self._templates[record].copy()
 
     # ---- files ---------------------------------------------------------------------------------
 
-    def file_records(self, spec: FileSpec) -> Iterator[dict[str, Any]]:
-        """The Avro records of one file, generated lazily (one record's Entities in memory)."""
-        rng = random.Random(f"{self.seed}:{spec.page}:{spec.index}")
+    def _records(self, spec: FileSpec) -> list[tuple[list[int], dict[str, int]]]:
+        """Per Avro record: its conversation indexes and page-level fields, in schema order."""
         total = spec.conversation_count
-        for number, (first, count) in enumerate(spec.records, start=1):
-            entities = [self.conversation(rng, first + i) for i in range(count)]
-            record = self._new("ConversationDetailExportRecord")
-            record.update(Entities=entities, PageSize=len(entities), PageNumber=number,
-                          Total=total, PageCount=len(spec.records))
-            yield record
+        return [(list(range(first, first + count)),
+                 {"PageSize": count, "PageNumber": number, "Total": total,
+                  "PageCount": len(spec.records)})
+                for number, (first, count) in enumerate(spec.records, start=1)]
+
+    def file_records(self, spec: FileSpec) -> Iterator[dict[str, Any]]:
+        """The Avro records of one file as dicts, exactly as fastavro reads them back."""
+        for indexes, longs in self._records(spec):
+            yield {"Entities": [self.pool.conversation(i) for i in indexes], **longs}
 
     def conversations(self, spec: FileSpec) -> Iterator[dict[str, Any]]:
         """The conversations of one file, exactly as written."""
-        for record in self.file_records(spec):
-            yield from record["Entities"]
+        for indexes, _ in self._records(spec):
+            for i in indexes:
+                yield self.pool.conversation(i)
 
     def sync_marker(self, spec: FileSpec) -> bytes:
         """Seeded sync marker: the only random part of an Avro container, fixed for same bytes."""
@@ -111,22 +108,22 @@ class ConversationFactory:
 
     def write_file(self, spec: FileSpec, path: Path) -> int:
         """Write one file atomically (temp name, then rename); returns its size in bytes."""
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as fo:
-            fastavro.writer(fo, self.parsed_schema, self.file_records(spec), codec=self.codec,
-                            sync_interval=1024 * 1024, sync_marker=self.sync_marker(spec))
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        with open(tmp, "wb", buffering=1024 * 1024) as fo:
+            write_container(fo, self.schema, self.codec, self.sync_marker(spec),
+                            self._records(spec), self.pool)
         os.replace(tmp, path)
         return path.stat().st_size
 
     # ---- one conversation ----------------------------------------------------------------------
 
     def conversation(self, rng: random.Random, index: int) -> dict[str, Any]:
-        """One plausible conversation; segment times only move forward."""
+        """One plausible base conversation; segment times only move forward."""
         media = rng.choice(MEDIA_TYPES)
         direction = "outbound" if (media == "callback" or rng.random() < 0.15) else "inbound"
         start = BASE_MS + index * 30_000 + rng.randrange(30_000)
         ongoing = rng.random() < 0.03
-        conv_id = conversation_id(self.seed, index)
+        conv_id = _rand_uuid(rng)  # a base's ids are placeholders, replaced per conversation
         participants: list[dict[str, Any]] = []
         t = start
         customer = self._participant(rng, "customer", rng.choice(NAMES), None)
@@ -283,13 +280,3 @@ class ConversationFactory:
 
 def _rand_uuid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
-
-
-def _iso(ms: int) -> str:
-    """Genesys style ISO-8601 with milliseconds and a ``Z``."""
-    return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds")[:-6] + "Z"
-
-
-def _dt(ms: int) -> datetime:
-    """timestamp-millis value: an aware UTC datetime, which is what fastavro reads back."""
-    return _EPOCH + timedelta(milliseconds=ms)

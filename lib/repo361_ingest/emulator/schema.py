@@ -55,3 +55,41 @@ def record_fields(schema: dict[str, Any]) -> dict[str, list[str]]:
 
     walk(schema)
     return out
+
+
+def conversation_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The conversation record (the items of ``Entities``), self-contained."""
+    entities = next(f for f in schema["fields"] if f["name"] == "Entities")
+    array = next(t for t in entities["type"] if isinstance(t, dict))
+    items: dict[str, Any] = array["items"]
+    return items
+
+
+@functools.lru_cache(maxsize=None)
+def _datetime_fields(version: int) -> frozenset[str]:
+    names: set[str] = set()
+
+    def walk(t: Any) -> None:
+        if isinstance(t, list):
+            for branch in t:
+                walk(branch)
+        elif isinstance(t, dict):
+            if t.get("type") == "record":
+                for f in t["fields"]:
+                    types = f["type"] if isinstance(f["type"], list) else [f["type"]]
+                    if any(isinstance(x, dict) and x.get("logicalType") == "timestamp-millis"
+                           for x in types):
+                        names.add(f["name"])
+                    walk(f["type"])
+            elif t.get("type") == "array":
+                walk(t["items"])
+            elif t.get("type") == "map":
+                walk(t["values"])
+
+    walk(load_schema(version, "millis"))
+    return frozenset(names)
+
+
+def datetime_fields(version: int) -> set[str]:
+    """Field names that hold datetimes anywhere in the schema (taken from the millis variant)."""
+    return set(_datetime_fields(version))
