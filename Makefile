@@ -1,0 +1,23 @@
+# The README's commands. `make demo` and `make test` set everything up first.
+.PHONY: setup demo test test-unit test-fast bench lint clean
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	.venv/bin/repo361-ingest demo
+
+test: setup
+	bash scripts/test.sh
+
+test-unit: setup
+	.venv/bin/python -m pytest -m "not spark" -q
+
+bench: setup
+	.venv/bin/repo361-ingest bench
+
+lint: setup
+	.venv/bin/python -m mypy
+
+clean:
+	rm -rf out demo-output bench-results .pytest_cache build dist lib/*.egg-info spark-warehouse metastore_db derby.log

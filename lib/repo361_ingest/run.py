@@ -1,0 +1,275 @@
+"""Compose one run: position -> pages -> batches -> download -> read -> append -> watermark.
+
+Per batch, in this order (DESIGN §6): download every file, read them, append to the target as one
+idempotent commit, append the watermark row, delete the batch's staging folder. A failure at any
+step leaves the watermark at the last committed batch; the target commit carries the resume
+position, so a crash between the two commits is repaired at the next start.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from repo361_ingest.api import ExportApi, FileRef
+from repo361_ingest.auth import Credentials, TokenProvider
+from repo361_ingest.config import IngestConfig
+from repo361_ingest.download import STATUS_EXPIRED, STATUS_OK, DownloadSettings
+from repo361_ingest.errors import ConcurrentRunError, DownloadError, IngestError
+from repo361_ingest.http import HttpSettings, build_session
+from repo361_ingest.pager import Batch, WalkStats, group_batches, prefetch, walk_pages
+from repo361_ingest.read import BatchInfo, StagedFile, read_entities
+from repo361_ingest.sink import app_id, append, find_commit
+from repo361_ingest.staging import Staging
+from repo361_ingest.transfer import download_on_executors
+from repo361_ingest.watermark import WatermarkRow, append_row, reconcile
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunSummary:
+    """What a run did; printed as JSON last on stdout and returned by ``run_ingest``."""
+
+    run_id: str
+    source: str
+    outcome: str = "running"  # success | no_new_data | failed
+    pages: int = 0
+    batches: int = 0
+    files: int = 0
+    bytes: int = 0
+    rows: int = 0
+    url_renewals: int = 0
+    seconds: float = 0.0
+    start_page_seq: int = 0
+    end_page_seq: int = 0
+    end_reason: str = ""
+    committed_batches: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def http_settings(config: IngestConfig) -> HttpSettings:
+    return HttpSettings(
+        connect_timeout_s=config.connect_timeout_s,
+        read_timeout_s=config.read_timeout_s,
+        retries=config.http_retries,
+        backoff_factor_s=config.backoff_factor_s,
+        backoff_max_s=config.backoff_max_s,
+        ca_bundle=config.ca_bundle,
+    )
+
+
+class _BatchRunner:
+    """Ingests one batch at a time; holds what every batch of a run shares."""
+
+    def __init__(
+        self, spark: SparkSession, config: IngestConfig, api: ExportApi, run_id: str, summary: RunSummary
+    ) -> None:
+        self.spark = spark
+        self.config = config
+        self.api = api
+        self.run_id = run_id
+        self.summary = summary
+        self.target = config.require("table")
+        self.watermark = config.require("watermark_table")
+        self.staging = Staging.from_config(config.require("staging"))
+        self.txn_app_id = app_id(config.source, self.target)
+        self.download_settings = DownloadSettings(
+            http=http_settings(config), max_bytes=config.max_download_bytes
+        )
+
+    def ingest(self, batch: Batch, number: int) -> None:
+        batch_id = f"{self.run_id}-{number:05d}"
+        batch_dir = self.staging.batch_dir(self.config.source, self.run_id, batch_id)
+        manifest = self._download(batch, batch_dir)
+        staged = [
+            StagedFile(
+                spark_path=self.staging.spark_path(m["path"]),
+                staged_name=m["path"].rsplit("/", 1)[-1],
+                source_name=m["name"],
+                page_seq=m["page_seq"],
+                schema_fingerprint=m["schema_fingerprint"],
+                records=m["records"],
+            )
+            for m in manifest
+        ]
+        nbytes = sum(m["bytes"] for m in manifest)
+        resume = batch.resume
+        meta = {
+            "source": self.config.source,
+            "page_seq": batch.last_seq,
+            "token": resume.token,
+            "skip_files": list(resume.skip_files),
+            "batch_id": batch_id,
+            "run_id": self.run_id,
+            "files": len(manifest),
+            "bytes": nbytes,
+        }
+        rows = 0
+        if any(f.records for f in staged):
+            info = BatchInfo(self.run_id, batch_id, dt.datetime.now(dt.timezone.utc))
+            frame = read_entities(self.spark, staged, info)
+            append(
+                frame,
+                self.target,
+                txn_app_id=self.txn_app_id,
+                txn_version=batch.last_seq,
+                metadata=meta,
+                partition_by=self.config.partition_by,
+            )
+            commit = find_commit(self.spark, self.target, self.config.source, batch_id)
+            if commit is None:
+                raise ConcurrentRunError(
+                    f"batch of pages {batch.first_seq}-{batch.last_seq} was not appended: the target"
+                    f" already holds page {batch.last_seq} or later (another run is active or"
+                    " finished first); nothing of this batch was committed, rerun to resume"
+                )
+            rows = commit.output_rows
+        append_row(
+            self.spark,
+            self.watermark,
+            WatermarkRow(
+                source=self.config.source,
+                continuation_token=resume.token,
+                page_seq=batch.last_seq,
+                batch_id=batch_id,
+                run_id=self.run_id,
+                files=len(manifest),
+                rows=rows,
+                bytes=nbytes,
+                committed_at=dt.datetime.now(dt.timezone.utc),
+                skip_files=resume.skip_files,
+            ),
+        )
+        if not self.config.keep_staging:
+            Staging.remove(batch_dir)
+        s = self.summary
+        s.batches += 1
+        s.files += len(manifest)
+        s.bytes += nbytes
+        s.rows += rows
+        s.end_page_seq = batch.last_seq
+        s.committed_batches.append(batch_id)
+        log.info(
+            "batch %s committed: pages %d-%d, %d files, %.1f MB, %d rows",
+            batch_id, batch.first_seq, batch.last_seq, len(manifest), nbytes / 1e6, rows,
+        )
+
+    def _download(self, batch: Batch, batch_dir: str) -> list[dict[str, Any]]:
+        """Download every file of the batch; renew expired URLs by re-requesting their page."""
+        pending: dict[tuple[int, int], dict[str, Any]] = {}
+        for step in batch.steps:
+            for index, ref in enumerate(step.files):
+                pending[(step.seq, index)] = {
+                    "page_seq": step.seq,
+                    "file_index": index,
+                    "name": ref.name,
+                    "url": ref.url,
+                    "path": f"{batch_dir}/{Staging.file_name(step.seq, index)}",
+                }
+        done: dict[tuple[int, int], dict[str, Any]] = {}
+        renewals = 0
+        while pending:
+            rows = download_on_executors(
+                self.spark, list(pending.values()), self.download_settings,
+                self.config.download_parallelism,
+            )
+            expired_pages: set[int] = set()
+            for row in rows:
+                key = (row["page_seq"], row["file_index"])
+                if row["status"] == STATUS_OK:
+                    done[key] = row
+                    del pending[key]
+                elif row["status"] == STATUS_EXPIRED:
+                    expired_pages.add(row["page_seq"])
+                else:
+                    raise DownloadError(
+                        f"file {row['name']!r} of page {row['page_seq']} failed after"
+                        f" {row['attempts']} attempt(s): {row['error']}"
+                    )
+            if not pending:
+                break
+            if renewals >= self.config.max_url_renewals:
+                names = sorted(e["name"] for e in pending.values())
+                raise DownloadError(
+                    f"download URLs of {names[:5]} stayed expired after {renewals} renewal(s)"
+                )
+            renewals += 1
+            self.summary.url_renewals += 1
+            self._renew(batch, expired_pages, pending)
+        return [done[k] for k in sorted(done)]
+
+    def _renew(self, batch: Batch, pages: set[int], pending: dict[tuple[int, int], dict[str, Any]]) -> None:
+        """Fetch fresh URLs for ``pages`` by requesting each again with the token that produced it."""
+        steps = {s.seq: s for s in batch.steps}
+        for seq in sorted(pages):
+            step = steps[seq]
+            log.info("page %d: download URLs expired, requesting the page again", seq)
+            fresh = self.api.fetch_page(step.page.request_token, seq)
+            urls: dict[str, FileRef] = {f.name: f for f in fresh.files}
+            for index, ref in enumerate(step.files):
+                key = (seq, index)
+                if key not in pending:
+                    continue
+                if ref.name not in urls:
+                    raise DownloadError(
+                        f"page {seq} no longer lists file {ref.name!r} when requested again"
+                    )
+                pending[key]["url"] = urls[ref.name].url
+
+
+def run_ingest(
+    spark: SparkSession, config: IngestConfig, credentials: Credentials, run_id: str | None = None
+) -> RunSummary:
+    """Run the job once: ingest every new page, commit batch by batch, return the summary.
+
+    Raises ``IngestError`` (with ``summary`` attached as ``exc.summary``) when a batch fails; the
+    batches committed before it stay committed and the watermark points right after them.
+    """
+    run_id = run_id or dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
+    summary = RunSummary(run_id=run_id, source=config.source)
+    started = time.monotonic()
+    http = http_settings(config)
+    session = build_session(http)
+    stats = WalkStats()
+    try:
+        target = config.require("table")
+        watermark = config.require("watermark_table")
+        config.require("staging")
+        tokens = TokenProvider(config.token_url, credentials, session, http)
+        api = ExportApi(config.api_base_url, tokens, session, http)
+        runner = _BatchRunner(spark, config, api, run_id, summary)
+        start = reconcile(spark, watermark, target, config.source)
+        summary.start_page_seq = summary.end_page_seq = start.page_seq
+        log.info("run %s starts after page %d", run_id, start.page_seq)
+        steps = prefetch(
+            walk_pages(api.fetch_page, start, config.max_pages, config.max_empty_pages, stats),
+            config.lookahead_pages,
+        )
+        for number, batch in enumerate(
+            group_batches(steps, config.batch_max_pages, config.batch_max_files), start=1
+        ):
+            runner.ingest(batch, number)
+        summary.outcome = "success" if summary.batches else "no_new_data"
+        if not config.keep_staging:
+            Staging.remove(runner.staging.run_dir(config.source, run_id))
+        return summary
+    except IngestError as exc:
+        summary.outcome = "failed"
+        summary.error = str(exc)
+        exc.summary = summary  # type: ignore[attr-defined]
+        raise
+    finally:
+        summary.pages = stats.pages_requested
+        summary.end_reason = summary.end_reason or stats.end_reason
+        summary.seconds = round(time.monotonic() - started, 3)
+        session.close()
