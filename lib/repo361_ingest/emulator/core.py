@@ -98,7 +98,7 @@ class Emulator:
             return self
         for role, port in (("api", self.port), ("storage", self.storage_port)):
             server = EmulatorHTTPServer((self.host, port), self, role)
-            threading.Thread(target=server.serve_forever, name=f"repo361-emu-{role}",
+            threading.Thread(target=server.serve_forever, args=(0.05,), name=f"repo361-emu-{role}",
                              daemon=True).start()
             self._servers.append(server)
         self.port = self._servers[0].server_address[1]
