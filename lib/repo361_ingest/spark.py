@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 from pyspark.sql import SparkSession
 
@@ -46,6 +47,9 @@ def local_builder(app_name: str = "repo361-ingest", master: str | None = None) -
     builder = builder.config("spark.sql.session.timeZone", "UTC")
     if under_spark_submit() and master is None:
         return builder
+    # Python workers must run this interpreter (the venv with the package), not the first
+    # python3 on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     return (
         builder.master(master or os.environ.get("REPO361_SPARK_MASTER", "local[*]"))
         .config("spark.jars.packages", ",".join(JVM_PACKAGES))

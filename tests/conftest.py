@@ -1,0 +1,43 @@
+"""Shared fixtures. Spark is started once per test run (session scope) and only by tests that
+ask for it; unit tests never import pyspark's JVM side."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "lib"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local SparkSession with the real spark-avro and Delta jars for the whole run.
+
+    Reuses an active session (never stops one it did not create).
+    """
+    from pyspark.sql import SparkSession
+
+    from repo361_ingest.spark import local_builder
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        yield active
+        return
+    os.environ.setdefault("REPO361_SHUFFLE_PARTITIONS", "2")
+    session = (
+        local_builder("repo361-ingest-tests", master="local[2]")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.default.parallelism", "2")
+        .config("spark.databricks.delta.snapshotPartitions", "2")
+        .config("spark.sql.sources.parallelPartitionDiscovery.parallelism", "2")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
