@@ -371,11 +371,11 @@ class Emulator:
         if h.server.role == "api":
             if self.storage_redirect:
                 h._delay()
+                h._record(b"", 302)
                 h.send_response(302)
                 h.send_header("Location", f"{self.storage_base_url}{h.path}")
                 h.send_header("Content-Length", "0")
                 h.end_headers()
-                h._record(b"", 302)
             else:
                 h.send_json(404, {"error": "files are served by storage"})
             return
@@ -386,9 +386,10 @@ class Emulator:
             else self._ensure_file(spec)
         size = file_path.stat().st_size
         cut = self.faults.take_truncate(spec.name)
+        def count(delta: int) -> None:
+            with self._lock:
+                self._downloads[spec.name] += delta
+
         with open(file_path, "rb") as fo:
             h.send_stream(200, fo, size, size // 2 if cut else size,
-                          self.faults.bandwidth_bytes_per_s)
-        if not cut:
-            with self._lock:
-                self._downloads[spec.name] += 1
+                          self.faults.bandwidth_bytes_per_s, count)

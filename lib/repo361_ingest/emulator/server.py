@@ -11,7 +11,7 @@ import json
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 from urllib.parse import parse_qs, urlsplit
 
 if TYPE_CHECKING:
@@ -77,6 +77,7 @@ class Handler(BaseHTTPRequestHandler):
                   headers: dict[str, str] | None = None, raw: bytes | None = None) -> None:
         data = raw if raw is not None else json.dumps(payload).encode()
         self._delay()
+        self._record(body, status)  # before any byte: the client cannot outrun the log
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -84,30 +85,45 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(data)
-        self._record(body, status)
 
     def send_stream(self, status: int, fo: BinaryIO, size: int, send: int,
-                    bandwidth: float | None) -> None:
-        """Send ``send`` of ``size`` bytes (less = cut off body), paced to ``bandwidth``."""
+                    bandwidth: float | None, count: Callable[[int], None]) -> None:
+        """Send ``send`` of ``size`` bytes (less = cut off body), paced to ``bandwidth``.
+
+        A complete body is counted (``count(+1)``) just before its last bytes go out, so a
+        client never sees the whole file before the count does; a failed last write undoes it.
+        """
         self._delay()
+        self._record(b"", status)
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(size))
         if send < size:
             self.send_header("Connection", "close")
         self.end_headers()
-        self._record(b"", status)
+        # pace before each write so the client receives the last byte at size/bandwidth
+        chunk_size = CHUNK if not bandwidth else int(min(CHUNK, max(4096, bandwidth / 20)))
         started, sent = time.monotonic(), 0
         while sent < send:
-            chunk = fo.read(min(CHUNK, send - sent))
+            chunk = fo.read(min(chunk_size, send - sent))
             if not chunk:
                 break
-            self.wfile.write(chunk)
-            sent += len(chunk)
             if bandwidth:
-                ahead = sent / bandwidth - (time.monotonic() - started)
+                ahead = (sent + len(chunk)) / bandwidth - (time.monotonic() - started)
                 if ahead > 0:
                     time.sleep(ahead)
+            last = send == size and sent + len(chunk) >= size
+            if last:
+                count(1)
+            try:
+                self.wfile.write(chunk)
+            except OSError:
+                if last:
+                    count(-1)
+                raise
+            sent += len(chunk)
+        if size == 0 and send == 0:
+            count(1)
         self.wfile.flush()
         if send < size:
             self.close_connection = True
