@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import threading
 import time
+import weakref
 from collections import Counter
 from pathlib import Path
 from typing import Any, Collection, Iterator
@@ -30,7 +31,26 @@ END_STYLES = ("same_token", "null_token", "empty_page")
 
 
 class Emulator:
-    """A fake Repo361 raw-data export API with real HTTP servers (API + storage) on loopback."""
+    """A fake Repo361 raw-data export API with real HTTP servers (API + storage) on loopback.
+
+    ``conversations`` are spread evenly over ``pages`` -> ``files_per_page`` files ->
+    ``records_per_file`` Avro records (each record's ``Entities`` holds several conversations).
+    ``empty_files={(page, file)}`` gives zero-record files and ``empty_records={(page, file,
+    record)}`` records with an empty ``Entities``; their share moves to the other files/records.
+    Same arguments -> same bytes. Files are generated on first use into a temp folder owned by
+    the emulator (removed by :meth:`stop`) and streamed from disk.
+
+    ``end_style`` (DESIGN §5): ``same_token`` | ``null_token`` | ``empty_page``. Download URLs
+    point at the storage server, or with ``storage_redirect=True`` at the API, which answers 302
+    to storage. ``codec``: ``null`` (fastest, default) or ``deflate``. Faults: :attr:`faults`.
+
+    Usage::
+
+        with Emulator(conversations=120, pages=4) as emu:
+            run_job(token_url=emu.token_url, api_base_url=emu.api_base_url,
+                    client_id=emu.client_id, client_secret=emu.client_secret)
+            assert ingested_ids == emu.conversation_ids()
+    """
 
     def __init__(
         self,
@@ -87,6 +107,8 @@ class Emulator:
         self._own_dir = work_dir is None
         self._dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="repo361-emu-"))
         self._servers: list[EmulatorHTTPServer] = []
+        if self._own_dir:  # also cleaned when a test forgets stop()
+            weakref.finalize(self, shutil.rmtree, str(self._dir), True)
         for count in split_evenly(conversations, pages):
             self._publish(count)
 

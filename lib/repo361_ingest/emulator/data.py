@@ -155,7 +155,7 @@ class ConversationFactory:
         customer["Sessions"] = [self._session(
             rng, media, direction,
             [self._segment("interact", start, end, None if ongoing else rng.choice(DISCONNECTS))],
-            metrics=[] if ongoing else [self._metric("tConnected", end - start, end)],
+            metrics=[] if end is None else [self._metric("tConnected", end - start, end)],
             stats=media == "voice")]
         conv = self._new(CONVERSATION)
         conv.update(

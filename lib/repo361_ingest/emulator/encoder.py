@@ -225,7 +225,8 @@ class VariantPool:
             old: uuid_from(d[8 + 16 * j:24 + 16 * j]) for j, old in enumerate(base.ids)}
         for ms in base.times:
             mapping[self._time_value(ms)] = self._time_value(ms + delta)
-        return _substitute(base.value, mapping)
+        value: dict[str, Any] = _substitute(base.value, mapping)
+        return value
 
 
 def base_start(index: int) -> int:
@@ -271,7 +272,7 @@ def write_container(fo: BinaryIO, schema: dict[str, Any], codec: str, sync: byte
                 fo.write(pool.encoded(i))
             fo.write(tail + sync)
         else:
-            comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+            comp = zlib.compressobj(1, zlib.DEFLATED, -15)  # fast: generation speed matters more
             chunks = [comp.compress(head)]
             chunks += [comp.compress(pool.encoded(i)) for i in indexes]
             chunks += [comp.compress(tail), comp.flush()]
