@@ -62,13 +62,25 @@ def _print_summary(summary: dict[str, Any]) -> None:
     print(json.dumps(summary, sort_keys=True, default=str), flush=True)
 
 
+def _committed(exc: BaseException) -> str:
+    """Print the summary attached to ``exc`` (if any); say what the run committed."""
+    summary = getattr(exc, "summary", None)
+    if summary is None:
+        return "nothing committed"
+    _print_summary(summary.to_dict())
+    return f"{summary.batches} batch(es) committed, watermark at page {summary.end_page_seq}"
+
+
 def execute_run(config: IngestConfig, spark: Any = None) -> int:
     """Run the job with ``config`` and report it the way DESIGN §3 says."""
     from repo361_ingest.credentials import databricks_dbutils, resolve_credentials
     from repo361_ingest.run import run_ingest
     from repo361_ingest.spark import get_session
 
+    from repo361_ingest import failpoints
+
     logs.configure(config.log_level)
+    failpoints.arm()  # test-only crash hook; a no-op unless REPO361_CRASH_AT is set
     try:
         for key in ("table", "watermark_table", "staging"):
             config.require(key)
@@ -78,16 +90,17 @@ def execute_run(config: IngestConfig, spark: Any = None) -> int:
     except ConfigError as exc:
         return _fail(f"configuration error: {exc}", EXIT_USAGE)
     except IngestError as exc:
-        summary_obj = getattr(exc, "summary", None)
-        if summary_obj is not None:
-            _print_summary(summary_obj.to_dict())
-            done = (
-                f"{summary_obj.batches} batch(es) committed, watermark at page {summary_obj.end_page_seq}"
-            )
-        else:
-            done = "nothing committed"
         code = EXIT_CONCURRENT if isinstance(exc, ConcurrentRunError) else EXIT_FAILED
-        return _fail(f"run failed: {exc} ({done}; the failing batch committed nothing)", code)
+        return _fail(f"run failed: {exc} ({_committed(exc)}; the failing batch committed nothing)", code)
+    except Exception as exc:  # noqa: BLE001 - Spark/Delta/py4j errors still get a summary and a line
+        from repo361_ingest.run import short_error
+
+        log.debug("unexpected error", exc_info=True)
+        return _fail(
+            f"run failed with an unexpected error: {short_error(exc)} ({_committed(exc)};"
+            " the failing batch committed nothing)",
+            EXIT_INTERNAL,
+        )
     _print_summary(summary.to_dict())
     print(
         f"{PROG}: {summary.outcome}: {summary.pages} page(s), {summary.files} file(s),"

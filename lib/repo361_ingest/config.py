@@ -54,6 +54,11 @@ class IngestConfig(BaseModel):
     backoff_factor_s: float = Field(0.5, ge=0)
     backoff_max_s: float = Field(30.0, ge=0)
     max_url_renewals: int = Field(3, ge=0)
+    url_renew_fraction: float = Field(
+        0.5, ge=0, le=1,
+        description="Renew a batch's download URLs before downloading once its pages are older"
+        " than this fraction of expiryHours.",
+    )
     max_download_bytes: int = Field(4 * 1024**3, ge=1)
     ca_bundle: str | None = Field(None, description="Extra CA bundle (PEM) for TLS verification.")
     log_level: str = "INFO"

@@ -26,6 +26,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from repo361_ingest import failpoints
 from repo361_ingest.errors import CorruptFileError, UnsafeInputError
 from repo361_ingest.http import HttpSettings, build_session, check_url_allowed, redact_url
 
@@ -120,6 +121,7 @@ def _stream_to(session: requests.Session, url: str, dest: str, settings: Downloa
                     raise UnsafeInputError(f"download exceeds max_download_bytes={settings.max_bytes}")
                 digest.update(chunk)
                 out.write(chunk)
+                failpoints.hit("mid_download")
         if expected is not None and size != int(expected):
             raise _Truncated(f"body has {size} of {expected} bytes")
     os.replace(part, dest)

@@ -143,6 +143,22 @@ def group_batches(steps: Iterable[PageStep], max_pages: int, max_files: int) -> 
         yield batch
 
 
+def urls_stale(page: Page, now: float, fraction: float) -> bool:
+    """True when ``page``'s download URLs have used up more than ``fraction`` of their life.
+
+    URLs live ``expiryHours`` from the moment the page answered. A batch waits behind the
+    look-ahead and behind earlier batches (slow downloads, a long Delta commit), so its pages can
+    be old by the time it downloads: renewing them first, while the rest of the life still covers
+    a whole batch's download, keeps the pager's look-ahead from ever outrunning the URLs.
+    """
+    return bool(page.files) and now - page.fetched_at > fraction * page.expiry_hours * 3600.0
+
+
+def pages_to_renew(steps: Iterable[PageStep], now: float, fraction: float) -> list[int]:
+    """The sequence numbers of the pages (with files left to download) to request again."""
+    return [s.seq for s in steps if s.files and urls_stale(s.page, now, fraction)]
+
+
 _DONE = object()
 
 

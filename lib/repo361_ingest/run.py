@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -17,15 +18,17 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from repo361_ingest.api import ExportApi, FileRef
+from repo361_ingest import failpoints, leftovers
+from repo361_ingest.api import ExportApi, FileRef, Page
 from repo361_ingest.auth import Credentials, TokenProvider
 from repo361_ingest.config import IngestConfig
 from repo361_ingest.download import STATUS_EXPIRED, STATUS_OK, DownloadSettings
 from repo361_ingest.errors import ConcurrentRunError, DownloadError, IngestError
 from repo361_ingest.http import HttpSettings, build_session
-from repo361_ingest.pager import Batch, WalkStats, group_batches, prefetch, walk_pages
+from repo361_ingest.logs import scrub
+from repo361_ingest.pager import Batch, WalkStats, group_batches, pages_to_renew, prefetch, walk_pages
 from repo361_ingest.read import BatchInfo, StagedFile, read_entities
-from repo361_ingest.sink import app_id, append, find_commit
+from repo361_ingest.sink import app_id, append, batch_txn, find_commit, is_concurrent_write, table_exists
 from repo361_ingest.staging import Staging
 from repo361_ingest.transfer import download_on_executors
 from repo361_ingest.watermark import WatermarkRow, append_row, reconcile
@@ -91,6 +94,7 @@ class _BatchRunner:
         batch_id = f"{self.run_id}-{number:05d}"
         batch_dir = self.staging.batch_dir(self.config.source, self.run_id, batch_id)
         manifest = self._download(batch, batch_dir)
+        failpoints.hit("after_download")
         staged = [
             StagedFile(
                 spark_path=self.staging.spark_path(m["path"]),
@@ -115,25 +119,30 @@ class _BatchRunner:
             "bytes": nbytes,
         }
         rows = 0
-        if any(f.records for f in staged):
+        # A batch without rows still commits (zero rows) once the target exists: the commit's
+        # transaction id is what stops another run from appending these pages again.
+        if any(f.records for f in staged) or table_exists(self.spark, self.target):
             info = BatchInfo(self.run_id, batch_id, dt.datetime.now(dt.timezone.utc))
             frame = read_entities(self.spark, staged, info)
-            append(
-                frame,
-                self.target,
-                txn_app_id=self.txn_app_id,
-                txn_version=batch.last_seq,
-                metadata=meta,
-                partition_by=self.config.partition_by,
-            )
+            txn_app_id, txn_version = batch_txn(self.txn_app_id, batch.first_seq - 1)
+            try:
+                append(
+                    frame,
+                    self.target,
+                    txn_app_id=txn_app_id,
+                    txn_version=txn_version,
+                    metadata=meta,
+                    partition_by=self.config.partition_by,
+                )
+            except Exception as exc:
+                if not is_concurrent_write(exc):
+                    raise
+                raise ConcurrentRunError(self._lost_race(batch, "committed these pages at the same moment")) from None
             commit = find_commit(self.spark, self.target, self.config.source, batch_id)
             if commit is None:
-                raise ConcurrentRunError(
-                    f"batch of pages {batch.first_seq}-{batch.last_seq} was not appended: the target"
-                    f" already holds page {batch.last_seq} or later (another run is active or"
-                    " finished first); nothing of this batch was committed, rerun to resume"
-                )
+                raise ConcurrentRunError(self._lost_race(batch, "already committed a batch starting here"))
             rows = commit.output_rows
+            failpoints.hit("after_target_append")
         append_row(
             self.spark,
             self.watermark,
@@ -150,6 +159,7 @@ class _BatchRunner:
                 skip_files=resume.skip_files,
             ),
         )
+        failpoints.hit("after_watermark_append")
         if not self.config.keep_staging:
             Staging.remove(batch_dir)
         s = self.summary
@@ -162,6 +172,14 @@ class _BatchRunner:
         log.info(
             "batch %s committed: pages %d-%d, %d files, %.1f MB, %d rows",
             batch_id, batch.first_seq, batch.last_seq, len(manifest), nbytes / 1e6, rows,
+        )
+
+    @staticmethod
+    def _lost_race(batch: Batch, what: str) -> str:
+        return (
+            f"another run is active or finished first: it {what} (pages from"
+            f" {batch.first_seq}); nothing of this run's batch of pages {batch.first_seq}-"
+            f"{batch.last_seq} was committed; rerun to resume from the committed position"
         )
 
     def _download(self, batch: Batch, batch_dir: str) -> list[dict[str, Any]]:
@@ -177,6 +195,13 @@ class _BatchRunner:
                     "path": f"{batch_dir}/{Staging.file_name(step.seq, index)}",
                 }
         done: dict[tuple[int, int], dict[str, Any]] = {}
+        # Pages that waited behind the look-ahead may hold URLs close to expiry: renew them first.
+        stale = pages_to_renew(batch.steps, time.time(), self.config.url_renew_fraction)
+        if stale:
+            log.info("pages %s: download URLs older than %.0f%% of their life, renewing before download",
+                     stale, 100 * self.config.url_renew_fraction)
+            self.summary.url_renewals += 1
+            self._renew(batch, set(stale), pending)
         renewals = 0
         while pending:
             rows = download_on_executors(
@@ -241,6 +266,7 @@ def run_ingest(
     http = http_settings(config)
     session = build_session(http)
     stats = WalkStats()
+    run_dir = ""
     try:
         target = config.require("table")
         watermark = config.require("watermark_table")
@@ -248,11 +274,19 @@ def run_ingest(
         tokens = TokenProvider(config.token_url, credentials, session, http)
         api = ExportApi(config.api_base_url, tokens, session, http)
         runner = _BatchRunner(spark, config, api, run_id, summary)
+        run_dir = runner.staging.run_dir(config.source, run_id)
+        leftovers.claim(run_dir)
+        leftovers.remove_stale(os.path.dirname(run_dir), keep=os.path.basename(run_dir))
         start = reconcile(spark, watermark, target, config.source)
         summary.start_page_seq = summary.end_page_seq = start.page_seq
         log.info("run %s starts after page %d", run_id, start.page_seq)
+        def fetch(token: str | None, seq: int) -> Page:
+            page = api.fetch_page(token, seq)
+            failpoints.hit("after_page_fetch")
+            return page
+
         steps = prefetch(
-            walk_pages(api.fetch_page, start, config.max_pages, config.max_empty_pages, stats),
+            walk_pages(fetch, start, config.max_pages, config.max_empty_pages, stats),
             config.lookahead_pages,
         )
         for number, batch in enumerate(
@@ -260,16 +294,33 @@ def run_ingest(
         ):
             runner.ingest(batch, number)
         summary.outcome = "success" if summary.batches else "no_new_data"
-        if not config.keep_staging:
-            Staging.remove(runner.staging.run_dir(config.source, run_id))
         return summary
     except IngestError as exc:
         summary.outcome = "failed"
-        summary.error = str(exc)
+        summary.error = scrub(str(exc))
+        exc.summary = summary  # type: ignore[attr-defined]
+        raise
+    except Exception as exc:
+        # Spark/Delta/py4j errors: the summary still says what was committed; the message is
+        # cut to its first line (a Java stack trace is not a message) and scrubbed.
+        summary.outcome = "failed"
+        summary.error = short_error(exc)
         exc.summary = summary  # type: ignore[attr-defined]
         raise
     finally:
+        if run_dir and not config.keep_staging:
+            # A failed batch leaves nothing behind either: its staged files are only a cache.
+            Staging.remove(run_dir)
         summary.pages = stats.pages_requested
         summary.end_reason = summary.end_reason or stats.end_reason
         summary.seconds = round(time.monotonic() - started, 3)
         session.close()
+
+
+def short_error(exc: BaseException, limit: int = 300) -> str:
+    """``Type: first line`` of an exception, bounded and scrubbed: safe for a summary and stderr."""
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    if len(first) > limit:
+        first = first[:limit] + "..."
+    return scrub(f"{type(exc).__name__}: {first}")

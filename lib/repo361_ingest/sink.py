@@ -47,6 +47,37 @@ def app_id(source: str, target: str) -> str:
     return f"repo361-ingest-{digest}"
 
 
+def batch_txn(base_app_id: str, start_page_seq: int) -> tuple[str, int]:
+    """(txnAppId, txnVersion) of the batch that starts right after page ``start_page_seq``.
+
+    One transaction id per start position, with a constant version: Delta then accepts exactly
+    one batch that starts at a given position, whatever pages it ends with. A single id with
+    ``txnVersion`` = the batch's last page would not do: a run whose batches end later than
+    another's (different ``batch_max_pages``, or more pages published meanwhile) carries a higher
+    version and would append pages the other run already committed. A rerun of a committed batch
+    (crash before its watermark row) is skipped the same way. Delta's conflict check fails the
+    second of two concurrent commits that read the same id (ConcurrentTransactionException).
+    """
+    return f"{base_app_id}-from-{int(start_page_seq)}", 1
+
+
+_CONCURRENT_MARKERS = (
+    "ConcurrentTransactionException",
+    "ConcurrentAppendException",
+    "ProtocolChangedException",
+    "MetadataChangedException",
+    "DELTA_CONCURRENT_TRANSACTION",
+    "DELTA_CONCURRENT_APPEND",
+)
+
+
+def is_concurrent_write(exc: BaseException) -> bool:
+    """True for Delta's write-conflict errors (as a Python class or wrapped by py4j)."""
+    names = {type(exc).__name__, *(c.__name__ for c in type(exc).__mro__)}
+    text = f"{' '.join(names)} {str(exc)[:2000]}"
+    return any(marker in text for marker in _CONCURRENT_MARKERS)
+
+
 def table_exists(spark: SparkSession, target: str) -> bool:
     if is_table_name(target):
         return bool(spark.catalog.tableExists(target))

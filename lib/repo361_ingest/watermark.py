@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from repo361_ingest import failpoints
 from repo361_ingest.pager import Position
 from repo361_ingest.sink import Commit, is_table_name, our_commits, table_exists
 
@@ -114,6 +115,7 @@ def reconcile(spark: SparkSession, watermark: str, target: str, source: str) -> 
         row.page_seq, position.page_seq, newest.version,
     )
     append_row(spark, watermark, row)
+    failpoints.hit("after_watermark_repair")
     return row.position
 
 
