@@ -54,21 +54,29 @@ def config_from_args(args: argparse.Namespace) -> IngestConfig:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"{PROG}: {logs.scrub(message)}", file=sys.stderr)
+    print(f"{PROG}: {logs.scrub(message)}", file=sys.stderr, flush=True)
     return code
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    print(json.dumps(summary, sort_keys=True, default=str), flush=True)
+    print(logs.scrub(json.dumps(summary, sort_keys=True, default=str)), flush=True)
 
 
 def _committed(exc: BaseException) -> str:
-    """Print the summary attached to ``exc`` (if any); say what the run committed."""
+    """Say what the run committed before ``exc``."""
     summary = getattr(exc, "summary", None)
     if summary is None:
         return "nothing committed"
-    _print_summary(summary.to_dict())
     return f"{summary.batches} batch(es) committed, watermark at page {summary.end_page_seq}"
+
+
+def _fail_run(message: str, code: int, exc: BaseException) -> int:
+    """The stderr line, then the summary (if any) as the last stdout line."""
+    _fail(message, code)
+    summary = getattr(exc, "summary", None)
+    if summary is not None:
+        _print_summary(summary.to_dict())
+    return code
 
 
 def execute_run(config: IngestConfig, spark: Any = None) -> int:
@@ -91,22 +99,26 @@ def execute_run(config: IngestConfig, spark: Any = None) -> int:
         return _fail(f"configuration error: {exc}", EXIT_USAGE)
     except IngestError as exc:
         code = EXIT_CONCURRENT if isinstance(exc, ConcurrentRunError) else EXIT_FAILED
-        return _fail(f"run failed: {exc} ({_committed(exc)}; the failing batch committed nothing)", code)
+        return _fail_run(f"run failed: {exc} ({_committed(exc)}; the failing batch committed nothing)", code, exc)
     except Exception as exc:  # noqa: BLE001 - Spark/Delta/py4j errors still get a summary and a line
         from repo361_ingest.run import short_error
 
         log.debug("unexpected error", exc_info=True)
-        return _fail(
+        return _fail_run(
             f"run failed with an unexpected error: {short_error(exc)} ({_committed(exc)};"
             " the failing batch committed nothing)",
             EXIT_INTERNAL,
+            exc,
         )
-    _print_summary(summary.to_dict())
+    # The human line first, the JSON last: spark-submit merges the driver's stderr into stdout,
+    # and the summary must stay the last stdout line either way.
     print(
         f"{PROG}: {summary.outcome}: {summary.pages} page(s), {summary.files} file(s),"
         f" {summary.rows} row(s) in {summary.seconds:.1f} s",
         file=sys.stderr,
+        flush=True,
     )
+    _print_summary(summary.to_dict())
     return EXIT_OK
 
 
