@@ -66,6 +66,21 @@ class IngestConfig(BaseModel):
     secret_client_id_key: str = "client-id"
     secret_client_secret_key: str = "client-secret"
     keep_staging: bool = False
+    timestamp_fields: Literal["auto", "none"] | list[str] = Field(
+        "auto",
+        description="String fields parsed as UTC timestamps: auto (names ending in Start, End, Date,"
+        " Time, Timestamp, At), none, or a list of names / dotted paths.",
+    )
+    conversation_datasets: list[str] = Field(
+        default_factory=lambda: ["conversations*"],
+        description="Dataset name patterns (glob) routed to the conversation table.",
+    )
+    dataset_tables: dict[str, str] = Field(
+        default_factory=dict, description="Dataset name pattern (glob) -> table (path or name)."
+    )
+    unknown_datasets: Literal["auto", "table_per_dataset", "fail"] = Field(
+        "auto", description="Datasets no rule covers: auto, table_per_dataset (<table>_<dataset>), fail."
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -74,6 +89,15 @@ class IngestConfig(BaseModel):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
+
+    @field_validator("timestamp_fields", mode="before")
+    @classmethod
+    def _timestamp_fields(cls, v: object) -> object:
+        if isinstance(v, str) and v not in ("auto", "none"):
+            raise ValueError("must be auto, none, or a list of field names / dotted paths")
+        if isinstance(v, list) and (not v or not all(isinstance(x, str) and x.strip() for x in v)):
+            raise ValueError("a list must hold non-empty field names (use 'none' to parse nothing)")
+        return v
 
     @field_validator("api_base_url", "token_url")
     @classmethod

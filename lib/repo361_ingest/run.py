@@ -27,10 +27,12 @@ from repo361_ingest.errors import ConcurrentRunError, DownloadError, IngestError
 from repo361_ingest.http import HttpSettings, build_session
 from repo361_ingest.logs import scrub
 from repo361_ingest.pager import Batch, WalkStats, group_batches, pages_to_renew, prefetch, walk_pages
-from repo361_ingest.read import BatchInfo, StagedFile, read_entities
+from repo361_ingest.datasets import Routing
+from repo361_ingest.read import BatchInfo, ReadOptions, StagedFile, TargetRows, read_batch, read_errors
 from repo361_ingest.sink import app_id, append, batch_txn, find_commit, is_concurrent_write, table_exists
 from repo361_ingest.staging import Staging
 from repo361_ingest.transfer import download_on_executors
+from repo361_ingest.transform import TimestampRule, check_appendable
 from repo361_ingest.watermark import WatermarkRow, append_row, reconcile
 
 log = logging.getLogger(__name__)
@@ -86,6 +88,9 @@ class _BatchRunner:
         self.watermark = config.require("watermark_table")
         self.staging = Staging.from_config(config.require("staging"))
         self.txn_app_id = app_id(config.source, self.target)
+        self.routing = Routing(self.target, config.conversation_datasets, config.dataset_tables,
+                               config.unknown_datasets)
+        self.read_options = ReadOptions(TimestampRule.from_config(config.timestamp_fields))
         self.download_settings = DownloadSettings(
             http=http_settings(config), max_bytes=config.max_download_bytes
         )
@@ -103,6 +108,7 @@ class _BatchRunner:
                 page_seq=m["page_seq"],
                 schema_fingerprint=m["schema_fingerprint"],
                 records=m["records"],
+                writer_schema=m.get("writer_schema"),
             )
             for m in manifest
         ]
@@ -121,19 +127,26 @@ class _BatchRunner:
         rows = 0
         # A batch without rows still commits (zero rows) once the target exists: the commit's
         # transaction id is what stops another run from appending these pages again.
-        if any(f.records for f in staged) or table_exists(self.spark, self.target):
-            info = BatchInfo(self.run_id, batch_id, dt.datetime.now(dt.timezone.utc))
-            frame = read_entities(self.spark, staged, info)
+        info = BatchInfo(self.run_id, batch_id, dt.datetime.now(dt.timezone.utc))
+        reads = read_batch(self.spark, staged, info, self.routing, self.read_options)
+        for read in reads:  # every schema check before the first write: a conflict commits nothing
+            check_appendable(self.spark, read.target, read.frame)
+        # Other datasets' tables first, the conversation table (whose commit reconcile reads) last.
+        for read in reads[:-1]:
+            rows += self._append_other(read, batch, meta, staged)
+        if reads[-1].records or table_exists(self.spark, self.target):
+            frame = reads[-1].frame
             txn_app_id, txn_version = batch_txn(self.txn_app_id, batch.first_seq - 1)
             try:
-                append(
-                    frame,
-                    self.target,
-                    txn_app_id=txn_app_id,
-                    txn_version=txn_version,
-                    metadata=meta,
-                    partition_by=self.config.partition_by,
-                )
+                with read_errors(staged):
+                    append(
+                        frame,
+                        self.target,
+                        txn_app_id=txn_app_id,
+                        txn_version=txn_version,
+                        metadata=meta,
+                        partition_by=self.config.partition_by,
+                    )
             except Exception as exc:
                 if not is_concurrent_write(exc):
                     raise
@@ -141,7 +154,7 @@ class _BatchRunner:
             commit = find_commit(self.spark, self.target, self.config.source, batch_id)
             if commit is None:
                 raise ConcurrentRunError(self._lost_race(batch, "already committed a batch starting here"))
-            rows = commit.output_rows
+            rows += commit.output_rows
             failpoints.hit("after_target_append")
         append_row(
             self.spark,
@@ -173,6 +186,20 @@ class _BatchRunner:
             "batch %s committed: pages %d-%d, %d files, %.1f MB, %d rows",
             batch_id, batch.first_seq, batch.last_seq, len(manifest), nbytes / 1e6, rows,
         )
+
+    def _append_other(self, read: TargetRows, batch: Batch, meta: dict[str, Any],
+                      staged: list[StagedFile]) -> int:
+        """Append another dataset's rows with that table's own txnAppId and the batch's txnVersion.
+
+        A skipped write (same transaction id already there) is a rerun of a batch that crashed
+        after this write: the rows are in the table once, so it counts zero rows and goes on.
+        """
+        txn_app_id, txn_version = batch_txn(app_id(self.config.source, read.target), batch.first_seq - 1)
+        with read_errors(staged):
+            append(read.frame, read.target, txn_app_id=txn_app_id, txn_version=txn_version,
+                   metadata=meta)
+        commit = find_commit(self.spark, read.target, self.config.source, meta["batch_id"])
+        return commit.output_rows if commit else 0
 
     @staticmethod
     def _lost_race(batch: Batch, what: str) -> str:

@@ -1,0 +1,178 @@
+"""DataFrame -> DataFrame transforms of the read path: instants as UTC timestamps, schema checks.
+
+Instants. spark-avro already turns ``timestamp-millis``/``timestamp-micros`` longs into Spark
+timestamps; ISO-8601 strings it leaves as strings. :func:`normalise_instants` walks the schema
+(structs, arrays of structs via ``transform``, map values via ``transform_values``) and parses every
+string field the :class:`TimestampRule` selects. A string without a zone is read as UTC (not the
+session time zone); a value that does not parse fails the batch naming the field and the value, so
+nothing turns into a silent null.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from repo361_ingest.errors import SchemaConflictError
+
+# auto: names ending in one of these (case-sensitive, so "update" or "Weekend" do not match) ...
+AUTO_SUFFIXES = ("Start", "End", "Date", "Time", "Timestamp", "At")
+# ... plus Genesys fields that hold instants under another name.
+AUTO_NAMES = frozenset({"InactivityTimeout"})
+ERROR_MARKER = "repo361-instant"
+_HAS_ZONE = r"(Z|z|[+-]\d\d(:?\d\d)?)$"
+_HAS_TIME = r"\d[T ]\d\d:\d\d"
+
+
+@dataclass(frozen=True)
+class TimestampRule:
+    """Which string fields hold instants: ``auto``, ``none`` or explicit names / dotted paths.
+
+    In a list, a bare name (``EmitDate``) matches that field at any depth; a dotted path matches
+    from the row's top level, array levels omitted (``Participants.Sessions.Segments.SegmentStart``).
+    """
+
+    mode: str = "auto"
+    names: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_config(cls, value: str | Sequence[str]) -> "TimestampRule":
+        if isinstance(value, str):
+            return cls(mode=value)
+        return cls(mode="list", names=frozenset(value))
+
+    def selects(self, path: Sequence[str]) -> bool:
+        name = path[-1]
+        if self.mode == "none":
+            return False
+        if self.mode == "auto":
+            return name in AUTO_NAMES or any(
+                name.endswith(s) and (name == s or len(name) > len(s)) for s in AUTO_SUFFIXES
+            )
+        return name in self.names or ".".join(path) in self.names
+
+
+def parse_instant(col: Column, label: str) -> Column:
+    """ISO-8601 string -> timestamp (UTC when the string has no zone); unparseable fails loudly."""
+    text = F.trim(col)
+    zoned = F.when(text.rlike(_HAS_TIME) & ~text.rlike(_HAS_ZONE), F.concat(text, F.lit("Z"))).otherwise(text)
+    parsed = F.try_to_timestamp(zoned)
+    failure = F.raise_error(
+        F.concat(F.lit(f"{ERROR_MARKER}: field {label} holds {{"), col, F.lit("}, not an ISO-8601 instant"))
+    )
+    return F.when(col.isNull(), F.lit(None).cast(T.TimestampType())).when(parsed.isNull(), failure).otherwise(parsed)
+
+
+def _touches(dtype: T.DataType, path: list[str], rule: TimestampRule) -> bool:
+    """True when ``dtype`` (at ``path``) contains a string field the rule selects."""
+    if isinstance(dtype, T.StringType):
+        return bool(path) and rule.selects(path)
+    if isinstance(dtype, T.StructType):
+        return any(_touches(f.dataType, [*path, f.name], rule) for f in dtype.fields)
+    if isinstance(dtype, T.ArrayType):
+        return _touches(dtype.elementType, path, rule)
+    if isinstance(dtype, T.MapType):
+        return _touches(dtype.valueType, path, rule)
+    return False
+
+
+def _rewrite(col: Column, dtype: T.DataType, path: list[str], rule: TimestampRule) -> Column:
+    if not _touches(dtype, path, rule):
+        return col
+    if isinstance(dtype, T.StringType):
+        return parse_instant(col, ".".join(path))
+    if isinstance(dtype, T.StructType):
+        fields = [_rewrite(col[f.name], f.dataType, [*path, f.name], rule).alias(f.name) for f in dtype.fields]
+        return F.when(col.isNull(), F.lit(None)).otherwise(F.struct(*fields))
+    if isinstance(dtype, T.ArrayType):
+        element = dtype.elementType
+        return F.transform(col, lambda x: _rewrite(x, element, path, rule))
+    if isinstance(dtype, T.MapType):
+        value = dtype.valueType
+        return F.transform_values(col, lambda _, v: _rewrite(v, value, path, rule))
+    return col
+
+
+def normalise_instants(rule: TimestampRule) -> Callable[[DataFrame], DataFrame]:
+    """A ``DataFrame.transform`` step: selected string fields (nested too) become timestamps."""
+
+    def apply(df: DataFrame) -> DataFrame:
+        if rule.mode == "none":
+            return df
+        return df.select(
+            *[
+                _rewrite(F.col(f"`{f.name}`"), f.dataType, [f.name], rule).alias(f.name)
+                if _touches(f.dataType, [f.name], rule) else F.col(f"`{f.name}`")
+                for f in df.schema.fields
+            ]
+        )
+
+    return apply
+
+
+# ---- source vs target ----------------------------------------------------------------------------
+
+# Widening Delta performs on append (the value fits the target column unchanged).
+_WIDER = {
+    (T.IntegerType, T.LongType), (T.ShortType, T.IntegerType), (T.ShortType, T.LongType),
+    (T.ByteType, T.ShortType), (T.ByteType, T.IntegerType), (T.ByteType, T.LongType),
+    (T.FloatType, T.DoubleType),
+}
+
+
+def check_against_target(source: T.StructType, target: T.StructType, table: str) -> None:
+    """Fail (naming the field and both types) when ``source`` cannot be appended to ``target``.
+
+    New fields (top level or nested) are fine: Delta's ``mergeSchema`` adds them. A field the
+    source lacks is fine: it is null. Names compare case-insensitively, as Delta does.
+    """
+    problems: list[str] = []
+    _compare(source, target, "", problems)
+    if problems:
+        raise SchemaConflictError(
+            f"the batch cannot be appended to {table}: " + "; ".join(problems[:5])
+            + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else "")
+        )
+
+
+def _compare(src: T.DataType, dst: T.DataType, path: str, problems: list[str]) -> None:
+    if isinstance(src, T.StructType) and isinstance(dst, T.StructType):
+        existing = {f.name.lower(): f for f in dst.fields}
+        for f in src.fields:
+            if f.name.lower() in existing:
+                sub = f"{path}.{f.name}" if path else f.name
+                _compare(f.dataType, existing[f.name.lower()].dataType, sub, problems)
+        return
+    if isinstance(src, T.ArrayType) and isinstance(dst, T.ArrayType):
+        _compare(src.elementType, dst.elementType, path + "[]", problems)
+        return
+    if isinstance(src, T.MapType) and isinstance(dst, T.MapType):
+        _compare(src.keyType, dst.keyType, path + "{key}", problems)
+        _compare(src.valueType, dst.valueType, path + "{}", problems)
+        return
+    if src == dst or (type(src), type(dst)) in _WIDER or type(src) is T.NullType:
+        return
+    problems.append(
+        f"field {path} is {src.simpleString()} in the batch but {dst.simpleString()} in the table"
+    )
+
+
+def check_appendable(spark: SparkSession, target: str, df: DataFrame) -> None:
+    """:func:`check_against_target` against the existing table (nothing to check if it is new)."""
+    from repo361_ingest.sink import is_table_name, table_exists
+
+    if not table_exists(spark, target):
+        return
+    reader = spark.read.table(target) if is_table_name(target) else spark.read.format("delta").load(target)
+    check_against_target(df.schema, reader.schema, target)
+
+
+def instant_error(message: str) -> str | None:
+    """Our own message out of a Spark error raised by :func:`parse_instant`, if it is one."""
+    match = re.search(ERROR_MARKER + r": (field .*? not an ISO-8601 instant)", message)
+    return match.group(1) if match else None
