@@ -10,7 +10,7 @@ fi
 stamp=.venv/.repo361-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[dev]'
+  .venv/bin/python -m pip install --quiet -e '.[spark,dev]'
   touch "$stamp"
 fi
 command -v java >/dev/null || { echo "setup: Java 17 is required (java not on PATH)" >&2; exit 2; }
