@@ -130,15 +130,18 @@ def group_batches(steps: Iterable[PageStep], max_pages: int, max_files: int) -> 
     """Group pages into batches of at most ``max_pages`` pages and (about) ``max_files`` files.
 
     A page is never split: a single page with more files than ``max_files`` is a batch of its own.
+    A batch full by page count is handed on at once, not when the next page arrives: if fetching
+    that next page fails, the full batch is still committed before the run stops.
     """
     batch = Batch()
     for step in steps:
-        if batch.steps and (
-            len(batch.steps) >= max_pages or batch.file_count + len(step.files) > max_files
-        ):
+        if batch.steps and batch.file_count + len(step.files) > max_files:
             yield batch
             batch = Batch()
         batch.steps.append(step)
+        if len(batch.steps) >= max_pages:
+            yield batch
+            batch = Batch()
     if batch.steps:
         yield batch
 
