@@ -4,23 +4,34 @@ Retries are urllib3's ``Retry`` mounted on a requests session: 429 honours Retry
 connection errors back off exponentially with jitter, bounded by count. Every request carries
 connect and read timeouts. TLS verification stays on (an extra CA bundle may be configured).
 Only https URLs are followed, except plain http to a loopback address (the emulator).
+
+Every session is a :class:`SafeSession`: redirects are bounded and checked against the same URL
+rule, an ``Authorization`` header never survives a redirect, and ``~/.netrc`` is never consulted
+(requests would otherwise attach netrc credentials to any host listed there, storage included).
+Bodies from the remote side are read with :func:`read_limited`, never whole into memory.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from repo361_ingest.errors import UnsafeInputError
+from repo361_ingest.errors import ConfigError, UnsafeInputError
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 # A server asking us to wait longer than this is treated as down rather than obeyed forever.
 RETRY_AFTER_MAX_S = 120.0
+# Redirects followed per request (storage may redirect once or twice; 30, requests' default, is a loop).
+MAX_REDIRECTS = 3
+# The environment variables requests itself reads for an extra CA bundle, in its order.
+CA_BUNDLE_ENV = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
 class _BoundedRetry(Retry):
@@ -48,7 +59,60 @@ class HttpSettings:
 
     @property
     def verify(self) -> bool | str:
-        return self.ca_bundle or True
+        """The CA bundle to verify TLS with: ``ca_bundle``, else $REQUESTS_CA_BUNDLE /
+        $CURL_CA_BUNDLE (read where the session is built, so executors honour their own
+        environment), else the default trust store. Never False: verification cannot be turned off.
+        """
+        return self.ca_bundle or next((os.environ[n] for n in CA_BUNDLE_ENV if os.environ.get(n)), True)
+
+
+class _NoAuth(requests.auth.AuthBase):
+    """An explicit "no credentials" auth: stops requests from looking in ~/.netrc."""
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        return r
+
+
+class SafeSession(requests.Session):
+    """A requests session that follows only safe redirects and never adds credentials by itself.
+
+    - a redirect target must pass :func:`check_url_allowed` (https, or http to loopback);
+    - ``Authorization`` is dropped on every redirect, whatever the target (requests keeps it
+      on a same-host redirect, and re-reads ~/.netrc for the new host);
+    - ~/.netrc is never read: only the code that asks for a header sends one.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.auth = _NoAuth()
+        self.max_redirects = MAX_REDIRECTS
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        target = super().get_redirect_target(resp)
+        if target is not None:
+            absolute = requests.compat.urljoin(resp.url, target)
+            check_url_allowed(absolute, "redirect target")
+        return target
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        prepared_request.headers.pop("Authorization", None)
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):  # type: ignore[no-untyped-def]
+        settings: dict[str, Any] = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        # requests lets $REQUESTS_CA_BUNDLE override the session's bundle; the configured
+        # ``ca_bundle`` must win, and nothing may turn verification off.
+        if verify is None and isinstance(self.verify, str):
+            settings["verify"] = self.verify
+        if settings.get("verify") is False:
+            settings["verify"] = True
+        return settings
+
+
+def check_ca_bundle(settings: HttpSettings) -> None:
+    """Fail at start-up, naming the key, when the configured CA bundle is not a readable file."""
+    path = settings.ca_bundle
+    if path and not os.path.isfile(path):
+        raise ConfigError(f"config key 'ca_bundle' names {path!r}, which is not a file (PEM CA bundle)")
 
 
 def build_session(settings: HttpSettings, methods: tuple[str, ...] = ("GET", "POST")) -> requests.Session:
@@ -56,6 +120,7 @@ def build_session(settings: HttpSettings, methods: tuple[str, ...] = ("GET", "PO
 
     POST is retried too: a page request with the same continuation token is idempotent.
     """
+    check_ca_bundle(settings)
     retry = _BoundedRetry(
         total=settings.retries,
         connect=settings.retries,
@@ -71,16 +136,36 @@ def build_session(settings: HttpSettings, methods: tuple[str, ...] = ("GET", "PO
         raise_on_status=False,
         raise_on_redirect=False,
     )
-    session = requests.Session()
+    session = SafeSession()
     adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=8)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.verify = settings.verify
-    # Proxies and netrc from the environment stay honoured (corporate networks), but never
-    # ~/.netrc credentials: an Authorization header must come from us only.
+    # Proxies and CA bundles from the environment stay honoured (corporate networks), but never
+    # ~/.netrc credentials (SafeSession): an Authorization header must come from us only.
     session.trust_env = True
-    session.auth = None
     return session
+
+
+def read_limited(resp: requests.Response, limit: int, what: str) -> bytes:
+    """The body of a ``stream=True`` response, failing once it exceeds ``limit`` bytes.
+
+    Checks Content-Length first, then counts while reading, so a huge or endless body costs at
+    most ``limit`` plus one chunk of memory. ``what`` names the body in the error.
+    """
+    declared = resp.headers.get("Content-Length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        resp.close()
+        raise UnsafeInputError(f"{what}: body of {int(declared)} bytes exceeds the bound of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in resp.iter_content(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            resp.close()
+            raise UnsafeInputError(f"{what}: body exceeds the bound of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def is_loopback_host(host: str | None) -> bool:
