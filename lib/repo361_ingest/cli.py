@@ -189,6 +189,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_crash_sweep(args: argparse.Namespace) -> int:
+    from repo361_ingest import crashtest
+
+    return crashtest.run_from_args(args)
+
+
 def _cmd_emulator(args: argparse.Namespace) -> int:
     from repo361_ingest.emulator import cli as emulator_cli
 
@@ -215,6 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=361)
     demo.add_argument("--verbose", action="store_true")
     demo.set_defaults(func=_cmd_demo)
+
+    sweep = sub.add_parser("crash-sweep", help="SIGKILL the job at many points, rerun, count lost/duplicated rows")
+    from repo361_ingest import crashtest
+
+    crashtest.add_arguments(sweep)
+    sweep.set_defaults(func=_cmd_crash_sweep)
 
     emulator = sub.add_parser("emulator", help="serve the built-in Repo361 emulator on loopback")
     try:

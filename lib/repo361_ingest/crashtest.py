@@ -37,8 +37,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from repo361_ingest import failpoints
 
 SOURCE = "repo361"
@@ -70,6 +68,8 @@ def delta_files(table: str) -> list[str]:
 
 
 def read_column(table: str, column: str) -> list[Any]:
+    import pyarrow.parquet as pq  # imported here: the CLI loads this module for its arguments
+
     values: list[Any] = []
     for path in delta_files(table):
         values.extend(pq.read_table(path, columns=[column]).column(column).to_pylist())
