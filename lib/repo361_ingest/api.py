@@ -11,7 +11,7 @@ import requests
 
 from repo361_ingest.auth import TokenProvider
 from repo361_ingest.errors import ApiError, PageFormatError, UnsafeInputError
-from repo361_ingest.http import HttpSettings, check_url_allowed, redact_url
+from repo361_ingest.http import HttpSettings, check_url_allowed, read_limited, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -82,14 +82,17 @@ def parse_page(body: bytes, request_token: str | None, where: str) -> Page:
         if not isinstance(entry, dict):
             raise PageFormatError(f"{where}: files[{i}] is not an object")
         name, url = entry.get("name"), entry.get("url")
-        if not isinstance(name, str) or not name or len(name) > MAX_NAME_CHARS:
+        if not isinstance(name, str) or not name:
             raise PageFormatError(f"{where}: files[{i}] has no usable 'name'")
+        if len(name) > MAX_NAME_CHARS:
+            raise PageFormatError(
+                f"{where}: files[{i}] has a name of {len(name)} chars, over the bound of {MAX_NAME_CHARS}"
+                f" (starts {name[:40]!r})"
+            )
         if not isinstance(url, str) or not url:
             raise PageFormatError(f"{where}: file {name!r} has no 'url'")
-        try:
-            check_url_allowed(url, f"{where}: download URL of file {name!r}")
-        except UnsafeInputError:
-            raise
+        # Refused here, on the driver, before any connection is made to it.
+        check_url_allowed(url, f"{where}: download URL of file {name!r}")
         files.append(FileRef(name=name, url=url))
     expiry = doc.get("expiryHours", 1)
     if not isinstance(expiry, (int, float)) or isinstance(expiry, bool) or expiry <= 0:
@@ -133,6 +136,7 @@ class ExportApi:
                     headers={"Authorization": f"Bearer {bearer}", "Accept": "application/json"},
                     timeout=self._http.timeout,
                     allow_redirects=False,  # the bearer token must not follow a redirect
+                    stream=True,  # read with a bound below, never whole into memory
                 )
             except requests.RequestException as exc:
                 raise ApiError(
@@ -140,15 +144,34 @@ class ExportApi:
                     f" {type(exc).__name__}"
                 ) from None
             self.requests_made += 1
-            if resp.status_code == 401 and attempt == 1:
-                log.info("%s: access token rejected (401), refreshing it once", where)
-                self._tokens.invalidate(bearer)
-                continue
-            if resp.status_code != 200:
-                snippet = resp.text[:MAX_ERROR_BODY_CHARS].replace("\n", " ")
-                raise ApiError(
-                    f"{where}: export API answered HTTP {resp.status_code} at"
-                    f" {redact_url(self._url)}: {snippet}"
-                )
-            return parse_page(resp.content, request_token, where)
+            with resp:
+                if resp.status_code == 401 and attempt == 1:
+                    log.info("%s: access token rejected (401), refreshing it once", where)
+                    self._tokens.invalidate(bearer)
+                    continue
+                if resp.status_code != 200:
+                    snippet = _error_snippet(resp)
+                    raise ApiError(
+                        f"{where}: export API answered HTTP {resp.status_code} at"
+                        f" {redact_url(self._url)}: {snippet}"
+                    )
+                try:
+                    content = read_limited(resp, MAX_PAGE_BYTES, f"{where}: page body")
+                except requests.RequestException as exc:
+                    raise ApiError(
+                        f"{where}: reading the page from {redact_url(self._url)} failed: {type(exc).__name__}"
+                    ) from None
+                except UnsafeInputError as exc:
+                    raise PageFormatError(str(exc)) from None
+            return parse_page(content, request_token, where)
         raise ApiError(f"{where}: export API rejected a freshly issued token (HTTP 401 twice)")
+
+
+def _error_snippet(resp: requests.Response) -> str:
+    """The first bytes of an error body, read without loading a huge one, on one line."""
+    try:
+        head = next(resp.iter_content(MAX_ERROR_BODY_CHARS * 4), b"")
+    except requests.RequestException:
+        return "<unreadable body>"
+    text = head.decode("utf-8", "replace")[:MAX_ERROR_BODY_CHARS]
+    return text.replace("\n", " ")

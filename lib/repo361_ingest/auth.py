@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -9,8 +10,8 @@ from dataclasses import dataclass, field
 
 import requests
 
-from repo361_ingest.errors import AuthError
-from repo361_ingest.http import HttpSettings, check_url_allowed, redact_url
+from repo361_ingest.errors import AuthError, UnsafeInputError
+from repo361_ingest.http import HttpSettings, check_url_allowed, read_limited, redact_url
 from repo361_ingest.logs import register_secret
 
 log = logging.getLogger(__name__)
@@ -19,6 +20,9 @@ log = logging.getLogger(__name__)
 REFRESH_MARGIN_S = 60.0
 # Used when the token endpoint does not say how long its token lives.
 DEFAULT_TOKEN_TTL_S = 3600.0
+# A token answer is a few hundred bytes (a JWT a few KB); anything far bigger is not one.
+MAX_TOKEN_BODY_BYTES = 64 * 1024
+MAX_ACCESS_TOKEN_CHARS = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -82,8 +86,13 @@ class TokenProvider:
         where = redact_url(self._token_url)
         try:
             resp = self._session.post(
-                self._token_url, data=data, timeout=self._http.timeout, allow_redirects=False
+                self._token_url, data=data, timeout=self._http.timeout, allow_redirects=False,
+                stream=True,
             )
+            with resp:
+                body_bytes = read_limited(resp, MAX_TOKEN_BODY_BYTES, f"answer of token endpoint {where}")
+        except UnsafeInputError as exc:
+            raise AuthError(str(exc)) from None
         except requests.RequestException as exc:
             # requests' messages can hold the URL; ours names only the redacted endpoint.
             raise AuthError(f"token request to {where} failed: {type(exc).__name__}") from None
@@ -95,13 +104,18 @@ class TokenProvider:
         if resp.status_code != 200:
             raise AuthError(f"token endpoint {where} answered HTTP {resp.status_code}")
         try:
-            body = resp.json()
+            body = json.loads(body_bytes)
             token = body["access_token"]
             ttl = float(body.get("expires_in") or DEFAULT_TOKEN_TTL_S)
         except (ValueError, KeyError, TypeError):
             raise AuthError(f"token endpoint {where} answered a body without access_token") from None
         if not isinstance(token, str) or not token:
             raise AuthError(f"token endpoint {where} answered an empty access_token")
+        if len(token) > MAX_ACCESS_TOKEN_CHARS:
+            raise AuthError(
+                f"token endpoint {where} answered an access_token of {len(token)} chars,"
+                f" over the bound of {MAX_ACCESS_TOKEN_CHARS}"
+            )
         register_secret(token)
         self._token = token
         self._expires_at = time.monotonic() + ttl

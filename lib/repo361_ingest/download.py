@@ -27,7 +27,8 @@ from tenacity import (
 )
 
 from repo361_ingest import failpoints
-from repo361_ingest.errors import CorruptFileError, UnsafeInputError
+from repo361_ingest.errors import CorruptFileError, DownloadError, UnsafeInputError
+from repo361_ingest.logs import scrub
 from repo361_ingest.http import HttpSettings, build_session, check_url_allowed, redact_url
 
 CHUNK_BYTES = 1024 * 1024
@@ -53,27 +54,9 @@ class _Truncated(Exception):
     """The body ended before its Content-Length: worth another attempt."""
 
 
-class _SafeRedirectSession(requests.Session):
-    """A session that refuses redirects to anything but https (or http on loopback).
-
-    requests already drops the Authorization header on a cross-host redirect; downloads never
-    carry one anyway, so a redirect target only ever receives the signed URL it was given.
-    """
-
-    def get_redirect_target(self, resp: requests.Response) -> str | None:
-        target = super().get_redirect_target(resp)
-        if target is not None:
-            absolute = requests.compat.urljoin(resp.url, target)
-            check_url_allowed(absolute, "download redirect target")
-        return target
-
-
 def _session(settings: DownloadSettings) -> requests.Session:
-    base = build_session(settings.http, methods=("GET",))
-    session = _SafeRedirectSession()
-    for prefix, adapter in base.adapters.items():
-        session.mount(prefix, adapter)
-    session.verify = base.verify
+    """A ``http.SafeSession``: redirect targets checked and bounded, no credentials of any kind."""
+    session = build_session(settings.http, methods=("GET",))
     session.max_redirects = MAX_REDIRECTS
     return session
 
@@ -208,5 +191,11 @@ def download_all(entries: list[dict[str, Any]], settings: DownloadSettings) -> I
                 elif fp is not None:
                     seen_schemas.add(fp)
                 yield row
+    except Exception as exc:
+        # Whatever escapes here becomes a PythonException whose text Spark logs and sends to the
+        # driver: drop the chained traceback and scrub the message so no signed URL travels.
+        raise DownloadError(
+            f"download task failed unexpectedly: {type(exc).__name__}: {scrub(str(exc))}"
+        ) from None
     finally:
         session.close()

@@ -151,19 +151,20 @@ def read_limited(resp: requests.Response, limit: int, what: str) -> bytes:
     """The body of a ``stream=True`` response, failing once it exceeds ``limit`` bytes.
 
     Checks Content-Length first, then counts while reading, so a huge or endless body costs at
-    most ``limit`` plus one chunk of memory. ``what`` names the body in the error.
+    most ``limit`` plus one chunk of memory. ``what`` names the body in the error
+    ("page 3: page body").
     """
     declared = resp.headers.get("Content-Length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         resp.close()
-        raise UnsafeInputError(f"{what}: body of {int(declared)} bytes exceeds the bound of {limit} bytes")
+        raise UnsafeInputError(f"{what} of {int(declared)} bytes exceeds the bound of {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     for chunk in resp.iter_content(64 * 1024):
         size += len(chunk)
         if size > limit:
             resp.close()
-            raise UnsafeInputError(f"{what}: body exceeds the bound of {limit} bytes")
+            raise UnsafeInputError(f"{what} exceeds the bound of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -52,7 +52,7 @@ def test_download_url_to_plain_http_elsewhere_fails_at_the_page_naming_the_file(
 
 
 def test_page_body_over_the_bound_is_refused_while_reading(emu):
-    with pytest.raises(PageFormatError, match=rf"^page 1: page: body of \d+ bytes exceeds the bound of {MAX_PAGE_BYTES} bytes$"):
+    with pytest.raises(PageFormatError, match=rf"^page 1: page body of \d+ bytes exceeds the bound of {MAX_PAGE_BYTES} bytes$"):
         fetch(emu, lambda p: p.update(padding="x" * MAX_PAGE_BYTES))
 
 

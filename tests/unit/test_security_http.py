@@ -289,6 +289,6 @@ def test_download_over_max_bytes_without_content_length_stops_counting(tiny, tmp
 def test_read_limited_bounds_a_body_without_content_length(tiny):
     server = tiny({"/big": body(b"x" * (4 * 1024 * 1024), chunked=True), "/small": body(b"y" * 10, chunked=True)})
     session = build_session(FAST)
-    with pytest.raises(UnsafeInputError, match="^page 3: body exceeds the bound of 65536 bytes$"):
-        read_limited(session.get(f"{server.base}/big", stream=True), 65536, "page 3")
-    assert read_limited(session.get(f"{server.base}/small", stream=True), 10, "page 3") == b"y" * 10
+    with pytest.raises(UnsafeInputError, match="^page 3: page body exceeds the bound of 65536 bytes$"):
+        read_limited(session.get(f"{server.base}/big", stream=True), 65536, "page 3: page body")
+    assert read_limited(session.get(f"{server.base}/small", stream=True), 10, "page 3: page body") == b"y" * 10

@@ -166,6 +166,17 @@ class Emulator:
         with self._lock:
             return list(self._requests)
 
+    def issued_tokens(self) -> list[str]:
+        """Every access token the token endpoint has issued (tests search logs for them)."""
+        with self._lock:
+            return list(self._tokens)
+
+    def revoke_tokens(self) -> None:
+        """Every access token issued so far answers 401 from now on; new ones work."""
+        with self._lock:
+            for token in self._tokens:
+                self._tokens[token] = float("-inf")
+
     def clear_request_log(self) -> None:
         with self._lock:
             self._requests.clear()
@@ -281,7 +292,8 @@ class Emulator:
         query = urlencode({"expires": expires, "gen": gen,
                            "sig": self._sign(spec.page, spec.index, expires, gen)})
         base = self.api_base_url if self.storage_redirect else self.storage_base_url
-        name = quote(self.served_name(spec), safe="")
+        # Dots encoded too: a ".." name must not become a dot segment that clients normalise away.
+        name = quote(self.served_name(spec), safe="").replace(".", "%2E")
         return f"{base}/files/{spec.page}/{spec.index}/{name}?{query}"
 
     # ---- handlers (called from server threads) ------------------------------------------------
@@ -353,6 +365,8 @@ class Emulator:
         payload = self._page_payload(index, token)
         if faults.take("wrong_format"):
             payload["format"] = "parquet"
+        if faults.page_hook is not None:
+            payload = faults.page_hook(index, payload)
         h.send_json(200, payload, body)
 
     def _page_payload(self, index: int, token: str | None) -> dict[str, Any]:

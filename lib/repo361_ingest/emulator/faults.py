@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 HOSTILE_NAMES = ("../../etc/x", "/tmp/absolute name", "name with spaces ü", "..", "a\\..\\b",
                  "sub/dir/file", "nul\x00byte")
@@ -34,6 +35,8 @@ class Faults:
     failing_pages: set[int] = field(default_factory=set)  # page index -> permanent 500
     truncate: dict[str, int] = field(default_factory=dict)  # file name -> times left to cut off
     corrupt: set[str] = field(default_factory=set)  # file names served as corrupt Avro
+    # (page index, page payload) -> payload to send: hostile pages (names, URLs, sizes) for tests
+    page_hook: Callable[[int, dict[str, Any]], dict[str, Any]] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _generation: int = 0  # current URL-signing generation, bumped by expire_urls()
 
@@ -97,6 +100,7 @@ class Faults:
             self.hostile_names, self.token_max_age_s = False, None
             self.page_429 = self.page_5xx = self.download_5xx = 0
             self.malformed_json = self.wrong_format = 0
+            self.page_hook = None
             self.failing_pages.clear()
             self.truncate.clear()
             self.corrupt.clear()
