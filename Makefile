@@ -1,5 +1,5 @@
 # The README's commands. `make demo` and `make test` set everything up first.
-.PHONY: setup demo test test-unit test-fast bench lint clean
+.PHONY: setup demo test test-unit test-fast bench lint clean test-spark35
 
 setup:
 	@bash scripts/setup.sh
@@ -9,6 +9,9 @@ demo: setup
 
 test: setup
 	bash scripts/test.sh
+
+test-spark35:
+	bash scripts/test_spark35.sh
 
 test-unit: setup
 	.venv/bin/python -m pytest -m "not spark" -q
