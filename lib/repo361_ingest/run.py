@@ -267,16 +267,22 @@ class _BatchRunner:
             step = steps[seq]
             log.info("page %d: download URLs expired, requesting the page again", seq)
             fresh = self.api.fetch_page(step.page.request_token, seq)
-            urls: dict[str, FileRef] = {f.name: f for f in fresh.files}
+            # The n-th file of a name takes the n-th fresh URL of that name: a page may list one
+            # name twice, and two files must never be given the same URL.
+            urls: dict[str, list[FileRef]] = {}
+            for f in fresh.files:
+                urls.setdefault(f.name, []).append(f)
+            nth: dict[str, int] = {}
             for index, ref in enumerate(step.files):
                 key = (seq, index)
+                n = nth[ref.name] = nth.get(ref.name, -1) + 1
                 if key not in pending:
                     continue
-                if ref.name not in urls:
+                if n >= len(urls.get(ref.name, ())):
                     raise DownloadError(
                         f"page {seq} no longer lists file {ref.name!r} when requested again"
                     )
-                pending[key]["url"] = urls[ref.name].url
+                pending[key]["url"] = urls[ref.name][n].url
 
 
 def run_ingest(
