@@ -195,6 +195,12 @@ def _cmd_crash_sweep(args: argparse.Namespace) -> int:
     return crashtest.run_from_args(args)
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from repo361_ingest import bench
+
+    return bench.main(args)
+
+
 def _cmd_emulator(args: argparse.Namespace) -> int:
     from repo361_ingest.emulator import cli as emulator_cli
 
@@ -236,6 +242,12 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:  # pragma: no cover - the emulator ships with the package
         pass
     emulator.set_defaults(func=_cmd_emulator)
+
+    bench = sub.add_parser("bench", help="benchmark the job against Spark's floor and the notebook way")
+    from repo361_ingest import bench as bench_module
+
+    bench_module.add_arguments(bench)
+    bench.set_defaults(func=_cmd_bench)
     return parser
 
 
