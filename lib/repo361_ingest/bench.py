@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import math
 import multiprocessing as mp
@@ -162,6 +163,11 @@ def _ids(spark: Any, table: str) -> set[str]:
     return {r[0] for r in rows}
 
 
+def ids_digest(ids: set[str]) -> str:
+    """sha256 of the sorted ids, one per line: compares exact sets without storing them."""
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
+
+
 # ---- the three methods ------------------------------------------------------------------------
 
 
@@ -259,7 +265,9 @@ def compare(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 else:
                     res = run_baseline(spark, info, table)
                 runs[method].append(res)
-                same[method] = same.get(method, True) and _ids(spark, table) == expected
+                ids = _ids(spark, table)
+                same[method] = same.get(method, True) and ids == expected
+                res["conversation_ids_sha256"] = ids_digest(ids)
                 print(f"  {method} #{i + 1}: {res['seconds']:.1f} s, {res['rows']} rows", flush=True)
                 shutil.rmtree(root, ignore_errors=True)
         best = {m: _best(r) for m, r in runs.items()}

@@ -1,0 +1,40 @@
+"""Smoke test of the benchmark command's comparison on a tiny export (no timing asserted).
+
+Runs floor, job and baseline once on the same generated files in the shared session and checks
+the results' shape and that all three ingested exactly the emulator's ConversationIds.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from repo361_ingest import bench
+from repo361_ingest.emulator.encoder import conversation_id
+
+pytestmark = pytest.mark.spark
+
+
+def test_bench_compares_three_methods_on_the_same_conversations(spark, tmp_path):
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["--size-mb", "0.25", "--file-mb", "0.05", "--files-per-page", "2",
+                              "--latency-ms", "5", "--seed", "11"])
+    result = bench.compare(args, tmp_path)
+
+    layout = result["layout"]
+    expected = {conversation_id(11, i) for i in range(layout["conversations"])}
+    assert result["expected_conversations"] == len(expected) == layout["conversations"] == 108
+    assert result["same_conversation_ids"] == {"floor": True, "job": True, "baseline": True}
+    assert set(result["methods"]) == {"floor", "job", "baseline"}
+    for method in result["methods"].values():
+        assert method["rows"] == 108
+        assert set(method) >= {"seconds", "rows", "bytes", "rows_per_s", "mb_per_s", "all_seconds"}
+    assert result["methods"]["job"]["no_new_data_outcome"] == "no_new_data"
+    assert result["methods"]["job"]["bytes"] == result["methods"]["floor"]["bytes"] \
+        == result["methods"]["baseline"]["bytes"]
+    assert set(result["ratios"]) == {"job_over_floor", "baseline_over_job"}
+    digest = bench.ids_digest(expected)
+    assert {m: r["conversation_ids_sha256"] for m, r in result["methods"].items()} == {
+        "floor": digest, "job": digest, "baseline": digest}
