@@ -15,7 +15,13 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 
 @pytest.fixture(scope="session")
-def spark():
+def spark_event_log(tmp_path_factory):
+    """The event log folder of the ``spark`` fixture's session (job descriptions are checked there)."""
+    return tmp_path_factory.mktemp("spark-events")
+
+
+@pytest.fixture(scope="session")
+def spark(spark_event_log):
     """One local SparkSession with the real spark-avro and Delta jars for the whole run.
 
     Reuses an active session (never stops one it did not create).
@@ -36,6 +42,10 @@ def spark():
         .config("spark.default.parallelism", "2")
         .config("spark.databricks.delta.snapshotPartitions", "2")
         .config("spark.sql.sources.parallelPartitionDiscovery.parallelism", "2")
+        .config("spark.eventLog.enabled", "true")
+        .config("spark.eventLog.dir", spark_event_log.as_uri())
+        .config("spark.eventLog.rolling.enabled", "false")  # one plain JSON-lines file
+        .config("spark.eventLog.compress", "false")
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")

@@ -26,7 +26,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from repo361_ingest import failpoints
+from repo361_ingest import failpoints, staging
 from repo361_ingest.errors import CorruptFileError, DownloadError, UnsafeInputError
 from repo361_ingest.logs import scrub
 from repo361_ingest.http import HttpSettings, build_session, check_url_allowed, redact_url
@@ -69,7 +69,7 @@ def avro_summary(path: str) -> tuple[str, str, int]:
     """
     import json
 
-    with open(path, "rb") as fo:
+    with staging.open_input(path) as fo:
         try:
             reader = fastavro.block_reader(fo)
             schema = reader.writer_schema
@@ -96,7 +96,7 @@ def _stream_to(session: requests.Session, url: str, dest: str, settings: Downloa
             )
         digest = hashlib.sha256()
         size = 0
-        with open(part, "wb") as out:
+        with staging.open_output(part) as out:
             # iter_content turns a cut-off body into ChunkedEncodingError/ConnectionError.
             for chunk in resp.iter_content(CHUNK_BYTES):
                 size += len(chunk)
@@ -107,7 +107,7 @@ def _stream_to(session: requests.Session, url: str, dest: str, settings: Downloa
                 failpoints.hit("mid_download")
         if expected is not None and size != int(expected):
             raise _Truncated(f"body has {size} of {expected} bytes")
-    os.replace(part, dest)
+    staging.replace(part, dest)
     return 200, size, digest.hexdigest()
 
 
@@ -131,7 +131,7 @@ def download_one(entry: dict[str, Any], settings: DownloadSettings, session: req
     url = entry["url"]
     try:
         check_url_allowed(url, "download URL")
-        os.makedirs(os.path.dirname(entry["path"]), exist_ok=True)
+        staging.make_dirs(os.path.dirname(entry["path"]))
         retrying = Retrying(
             stop=stop_after_attempt(settings.attempts),
             wait=wait_exponential_jitter(initial=0.2, max=5.0),
@@ -171,10 +171,7 @@ def download_one(entry: dict[str, Any], settings: DownloadSettings, session: req
 
 
 def _remove_quietly(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
+    staging.remove_file(path)
 
 
 def download_all(entries: list[dict[str, Any]], settings: DownloadSettings) -> Iterator[dict[str, Any]]:

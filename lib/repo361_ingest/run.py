@@ -30,6 +30,7 @@ from repo361_ingest.pager import Batch, WalkStats, group_batches, pages_to_renew
 from repo361_ingest.datasets import Routing
 from repo361_ingest.read import BatchInfo, ReadOptions, StagedFile, TargetRows, read_batch, read_errors
 from repo361_ingest.sink import app_id, append, batch_txn, find_commit, is_concurrent_write, table_exists
+from repo361_ingest.spark import describe_jobs
 from repo361_ingest.staging import Staging
 from repo361_ingest.transfer import download_on_executors
 from repo361_ingest.transform import TimestampRule, check_appendable
@@ -98,6 +99,8 @@ class _BatchRunner:
     def ingest(self, batch: Batch, number: int) -> None:
         batch_id = f"{self.run_id}-{number:05d}"
         batch_dir = self.staging.batch_dir(self.config.source, self.run_id, batch_id)
+        label = f"repo361 batch {batch_id} (pages {batch.first_seq}-{batch.last_seq})"
+        describe_jobs(self.spark, f"{label}: download")
         manifest = self._download(batch, batch_dir)
         failpoints.hit("after_download")
         staged = [
@@ -127,6 +130,7 @@ class _BatchRunner:
         rows = 0
         # A batch without rows still commits (zero rows) once the target exists: the commit's
         # transaction id is what stops another run from appending these pages again.
+        describe_jobs(self.spark, f"{label}: read and append")
         info = BatchInfo(self.run_id, batch_id, dt.datetime.now(dt.timezone.utc))
         reads = read_batch(self.spark, staged, info, self.routing, self.read_options)
         for read in reads:  # every schema check before the first write: a conflict commits nothing
@@ -156,6 +160,7 @@ class _BatchRunner:
                 raise ConcurrentRunError(self._lost_race(batch, "already committed a batch starting here"))
             rows += commit.output_rows
             failpoints.hit("after_target_append")
+        describe_jobs(self.spark, f"{label}: watermark")
         append_row(
             self.spark,
             self.watermark,
@@ -308,8 +313,10 @@ def run_ingest(
         api = ExportApi(config.api_base_url, tokens, session, http)
         runner = _BatchRunner(spark, config, api, run_id, summary)
         run_dir = runner.staging.run_dir(config.source, run_id)
-        leftovers.claim(run_dir)
-        leftovers.remove_stale(os.path.dirname(run_dir), keep=os.path.basename(run_dir))
+        if not runner.staging.is_object_store:  # on object storage a lifecycle rule expires leftovers
+            leftovers.claim(run_dir)
+            leftovers.remove_stale(os.path.dirname(run_dir), keep=os.path.basename(run_dir))
+        describe_jobs(spark, f"repo361 run {run_id}: position")
         start = reconcile(spark, watermark, target, config.source)
         summary.start_page_seq = summary.end_page_seq = start.page_seq
         log.info("run %s starts after page %d", run_id, start.page_seq)
@@ -348,6 +355,7 @@ def run_ingest(
         summary.end_reason = summary.end_reason or stats.end_reason
         summary.seconds = round(time.monotonic() - started, 3)
         session.close()
+        describe_jobs(spark, None)
 
 
 def short_error(exc: BaseException, limit: int = 300) -> str:
