@@ -90,6 +90,9 @@ def local_builder(app_name: str = "repo361-ingest", master: str | None = None) -
         .config("spark.jars.packages", ",".join(JVM_PACKAGES or jvm_packages(SPARK_VERSION)))
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", os.environ.get("REPO361_SHUFFLE_PARTITIONS", "8"))
+        # Delta rebuilds a table's state (needed by every txn-checked commit and DESCRIBE) in 50
+        # partitions by default: on a local machine that is 50 tiny tasks per commit.
+        .config("spark.databricks.delta.snapshotPartitions", os.environ.get("REPO361_SHUFFLE_PARTITIONS", "8"))
     )
 
 
