@@ -146,7 +146,7 @@ class PeakMemory:
                 "jvm_rss_peak_mb": round(self.jvm_peak / 1e6, 1)}
 
 
-def _rates(seconds: float, rows: int, nbytes: int) -> dict[str, float]:
+def _rates(seconds: float, rows: int, nbytes: int) -> dict[str, Any]:
     return {"seconds": round(seconds, 3), "rows": rows, "bytes": nbytes,
             "rows_per_s": round(rows / seconds, 1) if seconds else 0.0,
             "mb_per_s": round(nbytes / 1e6 / seconds, 2) if seconds else 0.0}

@@ -73,7 +73,7 @@ def run_notebook_baseline(
             result.files += 1
             result.bytes += len(body)
             for record in fastavro.reader(io.BytesIO(body)):
-                rows.extend(record["Entities"] or [])  # type: ignore[index, call-overload]
+                rows.extend(record["Entities"] or [])  # type: ignore[index, call-overload, arg-type]
         if rows:
             spark.createDataFrame(rows, schema).write.format("delta").mode("append").save(table)
             result.rows += len(rows)

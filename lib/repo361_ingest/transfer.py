@@ -10,7 +10,7 @@ Each task streams its files into staging and yields one manifest row per file; o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -50,8 +50,8 @@ def plan_slices(entries: list[dict[str, Any]], tasks: int) -> list[list[dict[str
 
 def _download_slices(
     slices: list[list[dict[str, Any]]], settings: DownloadSettings
-) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+) -> Callable[[Iterable[pa.RecordBatch]], Iterable[pa.RecordBatch]]:
+    def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             for task in batch.column(0).to_pylist():
                 entries = slices[int(task)]
