@@ -20,7 +20,7 @@ fi
 PYTHON="$venv/bin/python" bash scripts/fetch_jvm_packages.sh
 "$venv/bin/python" -c 'import pyspark; from repo361_ingest.spark import JVM_PACKAGES; print("pyspark", pyspark.__version__, JVM_PACKAGES)'
 set +e
-"$venv/bin/python" -m pytest tests/unit tests/integration -m "not cluster and not connect" -q -p no:cacheprovider "$@"
+"$venv/bin/python" -m pytest tests/integration -m "not cluster and not connect and not s3" -q -p no:cacheprovider "$@"
 code=$?
 [ "$code" -eq 5 ] && { echo "test_spark35.sh: no tests collected" >&2; exit 1; }
 exit "$code"
