@@ -186,6 +186,28 @@ def run_floor(spark: Any, paths: list[str], table: str) -> dict[str, Any]:
     return _rates(seconds, rows, sum(os.path.getsize(p) for p in paths))
 
 
+def run_floor_transforms(spark: Any, paths: list[str], table: str) -> dict[str, Any]:
+    """The floor plus the job's own read and transforms (merged reader schema, instants parsed,
+    ``_`` columns) on the same local files: splits job/floor into transforms vs transfer."""
+    from repo361_ingest.config import IngestConfig
+    from repo361_ingest.download import avro_summary
+    from repo361_ingest.read import BatchInfo, ReadOptions, StagedFile, read_entities
+    from repo361_ingest.transform import TimestampRule
+
+    staged = []
+    for seq, path in enumerate(paths, start=1):
+        fingerprint, schema_json, records = avro_summary(path)
+        staged.append(StagedFile("file://" + path, os.path.basename(path), os.path.basename(path), seq,
+                                 fingerprint, records, schema_json))
+    options = ReadOptions(TimestampRule.from_config(IngestConfig.model_validate({}).timestamp_fields))
+    info = BatchInfo("bench", "bench-00001", dt.datetime.now(dt.timezone.utc))
+    started = time.monotonic()
+    read_entities(spark, staged, info, options).write.format("delta").mode("append").save(table)
+    seconds = time.monotonic() - started
+    rows = spark.read.format("delta").load(table).count()
+    return _rates(seconds, rows, sum(os.path.getsize(p) for p in paths))
+
+
 def run_job(spark: Any, info: dict[str, Any], root: Path, overrides: dict[str, str]) -> dict[str, Any]:
     """The full job against the emulator, then a rerun that finds no new data."""
     from repo361_ingest.auth import Credentials
@@ -250,7 +272,7 @@ def compare(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         # Warm-up (not measured): load the Avro and Delta classes and JIT the read/write path once,
         # so the first measured method does not pay for everyone.
         run_floor(spark, info["paths"][:1], str(work / "warm-up"))
-        methods = [m for m in ("floor", "job", "baseline") if m not in args.skip]
+        methods = [m for m in ("floor", "floor_transforms", "job", "baseline") if m not in args.skip]
         runs: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
         same: dict[str, bool] = {}
         for i in range(args.repeat):
@@ -260,6 +282,8 @@ def compare(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 table = str(root / "conversations")
                 if method == "floor":
                     res = run_floor(spark, info["paths"], table)
+                elif method == "floor_transforms":
+                    res = run_floor_transforms(spark, info["paths"], table)
                 elif method == "job":
                     res = run_job(spark, info, root, dict(args.set_items))
                 else:
@@ -274,6 +298,8 @@ def compare(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     ratios: dict[str, float | None] = {}
     if "job" in best and "floor" in best:
         ratios["job_over_floor"] = round(best["job"]["seconds"] / best["floor"]["seconds"], 2)
+    if "job" in best and "floor_transforms" in best:
+        ratios["job_over_floor_transforms"] = round(best["job"]["seconds"] / best["floor_transforms"]["seconds"], 2)
     if "job" in best and "baseline" in best:
         ratios["baseline_over_job"] = round(best["baseline"]["seconds"] / best["job"]["seconds"], 2)
     return {"layout": dict(layout, files=len(info["paths"]), bytes=best.get("floor", best.get("job", {})).get("bytes")),
@@ -331,7 +357,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency-ms", type=float, default=50, help="first-byte latency per request")
     parser.add_argument("--seed", type=int, default=361)
     parser.add_argument("--repeat", type=int, default=1, help="runs per method; the best counts")
-    parser.add_argument("--skip", action="append", default=[], choices=("floor", "job", "baseline"))
+    parser.add_argument("--skip", action="append", default=[], choices=("floor", "floor_transforms", "job", "baseline"))
     parser.add_argument("--memory-sizes", default="",
                         help="comma-separated export sizes (MB) for the job's driver memory, e.g. 32,128")
     parser.add_argument("--pages-growth", default="",
