@@ -195,7 +195,12 @@ def test_cli_run_with_every_fault_at_debug_leaks_no_secret(spark, tmp_path):
         emu.faults.fail_downloads(2)
         emu.faults.truncate_file(files[1].name, 1)
         emu.faults.corrupt_file(files[6].name)  # page 4: the run fails there, after 3 batches
-        env = dict(os.environ, REPO361_CLIENT_ID=emu.client_id, REPO361_CLIENT_SECRET=emu.client_secret)
+        # Spark's event log records what the UI shows: job descriptions, SQL plans, stage details.
+        events = tmp_path / "events"
+        events.mkdir()
+        env = dict(os.environ, REPO361_CLIENT_ID=emu.client_id, REPO361_CLIENT_SECRET=emu.client_secret,
+                   PYSPARK_SUBMIT_ARGS=f"--conf spark.eventLog.enabled=true --conf spark.eventLog.compress=false"
+                                       f" --conf spark.eventLog.dir={events.as_uri()} pyspark-shell")
         cmd = [
             str(Path(sys.executable).with_name("repo361-ingest")), "run",
             "--api-base-url", emu.api_base_url, "--token-url", emu.token_url,
@@ -222,8 +227,12 @@ def test_cli_run_with_every_fault_at_debug_leaks_no_secret(spark, tmp_path):
         assert "DEBUG urllib3.connectionpool" in done.stderr
         assert_headers_stay_with_the_api(emu)
 
+        event_log = "\n".join(p.read_text(errors="replace") for p in events.rglob("*") if p.is_file())
+        assert '"spark.job.description":"repo361 batch ' in event_log  # the labels are really there
+
         secrets = forbidden(emu, [f["url"] for f in served])
         assert_no_leak(
-            {"stdout": done.stdout, "stderr": done.stderr, "tables": tables_as_text(spark, tmp_path)},
+            {"stdout": done.stdout, "stderr": done.stderr, "spark event log": event_log,
+             "tables": tables_as_text(spark, tmp_path)},
             secrets,
         )
