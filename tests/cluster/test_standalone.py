@@ -66,8 +66,8 @@ def test_spark_submit_to_standalone_cluster_ingests_every_conversation(standalon
     assert summary["outcome"] == "success"
     assert (summary["pages"], summary["batches"], summary["files"], summary["rows"]) == (4, 2, 6, 24)
     assert summary["end_page_seq"] == 3
-    # The JVM's own stderr (log4j) is interleaved with Python's: look for the line, not the position.
-    assert "repo361-ingest: success: 4 page(s), 6 file(s), 24 row(s)" in done.stderr
+    # spark-submit merges the Python driver's stderr into its stdout, interleaved with log4j lines.
+    assert "repo361-ingest: success: 4 page(s), 6 file(s), 24 row(s)" in done.stdout + done.stderr
 
     # The downloads ran in an executor the worker launched (its own JVM and Python workers).
     executor_logs = list((standalone_cluster.work_dir / "worker").glob("app-*/*/stderr"))
