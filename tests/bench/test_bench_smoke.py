@@ -1,7 +1,8 @@
 """Smoke test of the benchmark command's comparison on a tiny export (no timing asserted).
 
-Runs floor, job and baseline once on the same generated files in the shared session and checks
-the results' shape and that all three ingested exactly the emulator's ConversationIds.
+Runs floor, floor_transforms, job and baseline once on the same generated files in the shared
+session and checks the results' shape and that all four ingested exactly the emulator's
+ConversationIds.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 from repo361_ingest import bench
 from repo361_ingest.emulator.encoder import conversation_id
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.slow]  # ~4 s of work; Spark start and load dominate
 
 
 def test_bench_compares_three_methods_on_the_same_conversations(spark, tmp_path):
@@ -26,15 +27,15 @@ def test_bench_compares_three_methods_on_the_same_conversations(spark, tmp_path)
     layout = result["layout"]
     expected = {conversation_id(11, i) for i in range(layout["conversations"])}
     assert result["expected_conversations"] == len(expected) == layout["conversations"] == 108
-    assert result["same_conversation_ids"] == {"floor": True, "job": True, "baseline": True}
-    assert set(result["methods"]) == {"floor", "job", "baseline"}
+    methods = {"floor", "floor_transforms", "job", "baseline"}
+    assert result["same_conversation_ids"] == dict.fromkeys(methods, True)
+    assert set(result["methods"]) == methods
     for method in result["methods"].values():
         assert method["rows"] == 108
         assert set(method) >= {"seconds", "rows", "bytes", "rows_per_s", "mb_per_s", "all_seconds"}
     assert result["methods"]["job"]["no_new_data_outcome"] == "no_new_data"
-    assert result["methods"]["job"]["bytes"] == result["methods"]["floor"]["bytes"] \
-        == result["methods"]["baseline"]["bytes"]
-    assert set(result["ratios"]) == {"job_over_floor", "baseline_over_job"}
+    assert len({r["bytes"] for r in result["methods"].values()}) == 1
+    assert set(result["ratios"]) == {"job_over_floor", "job_over_floor_transforms", "baseline_over_job"}
     digest = bench.ids_digest(expected)
-    assert {m: r["conversation_ids_sha256"] for m, r in result["methods"].items()} == {
-        "floor": digest, "job": digest, "baseline": digest}
+    assert {m: r["conversation_ids_sha256"] for m, r in result["methods"].items()} == dict.fromkeys(
+        methods, digest)
