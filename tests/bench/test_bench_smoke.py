@@ -14,7 +14,7 @@ import pytest
 from repo361_ingest import bench
 from repo361_ingest.emulator.encoder import conversation_id
 
-pytestmark = [pytest.mark.spark, pytest.mark.slow]  # ~4 s of work; Spark start and load dominate
+pytestmark = [pytest.mark.spark, pytest.mark.slow]  # 6 min on the shared machine at load ~16
 
 
 def test_bench_compares_three_methods_on_the_same_conversations(spark, tmp_path):
