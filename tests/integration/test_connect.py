@@ -92,10 +92,21 @@ def connect_session(tmp_path_factory):
     try:
         _wait_for_port(port, server, log)
         pyfiles = build_pyfiles(work / "dist")
-        session = SparkSession.builder.remote(f"sc://127.0.0.1:{port}").create()
-        session.addArtifacts(str(pyfiles), pyfile=True)
-        yield session
-        session.stop()
+        # builder.remote() switches the whole process to Connect mode through environment variables
+        # (SPARK_CONNECT_MODE_ENABLED, SPARK_REMOTE) that every later test and job subprocess would
+        # inherit: restore them, or the rest of the suite runs against a Connect session that is gone.
+        saved = {name: os.environ.get(name) for name in ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE")}
+        try:
+            session = SparkSession.builder.remote(f"sc://127.0.0.1:{port}").create()
+            session.addArtifacts(str(pyfiles), pyfile=True)
+            yield session
+            session.stop()
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)
