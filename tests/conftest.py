@@ -51,3 +51,16 @@ def spark(spark_event_log):
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    """A moto S3 server on loopback (an S3-compatible store for the staging tests)."""
+    moto_server = pytest.importorskip("moto.server", reason="pip install -e '.[dev]' (moto)")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()

@@ -30,18 +30,6 @@ def _opt_in(request):
         pytest.skip("opt-in: run with -m s3 (downloads hadoop-aws and the 558 MB AWS SDK bundle)")
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    moto_server = pytest.importorskip("moto.server")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 def test_job_stages_on_s3_and_spark_reads_s3a(s3_endpoint, spark, tmp_path):
     import pyspark
     from pyarrow import fs as pafs

@@ -18,18 +18,7 @@ from repo361_ingest.emulator import Emulator
 from repo361_ingest.http import HttpSettings
 from repo361_ingest.staging import Staging
 
-moto_server = pytest.importorskip("moto.server", reason="pip install -e '.[dev]' (moto)")
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
+pytest.importorskip("moto.server", reason="pip install -e '.[dev]' (moto)")
 
 
 @pytest.fixture
