@@ -192,14 +192,15 @@ def run_floor_transforms(spark: Any, paths: list[str], table: str) -> dict[str, 
     from repo361_ingest.config import IngestConfig
     from repo361_ingest.download import avro_summary
     from repo361_ingest.read import BatchInfo, ReadOptions, StagedFile, read_entities
-    from repo361_ingest.transform import TimestampRule
+    from repo361_ingest.transform import TimestampRule, cast_is_exact
 
     staged = []
     for seq, path in enumerate(paths, start=1):
         fingerprint, schema_json, records = avro_summary(path)
         staged.append(StagedFile("file://" + path, os.path.basename(path), os.path.basename(path), seq,
                                  fingerprint, records, schema_json))
-    options = ReadOptions(TimestampRule.from_config(IngestConfig.model_validate({}).timestamp_fields))
+    options = ReadOptions(TimestampRule.from_config(IngestConfig.model_validate({}).timestamp_fields),
+                          cast_instants=cast_is_exact(spark))
     info = BatchInfo("bench", "bench-00001", dt.datetime.now(dt.timezone.utc))
     started = time.monotonic()
     read_entities(spark, staged, info, options).write.format("delta").mode("append").save(table)

@@ -16,11 +16,12 @@ columns added.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
@@ -30,7 +31,7 @@ from pyspark.sql import types as T
 from repo361_ingest.avro_schema import entities_field, is_conversation_schema, merge_schemas
 from repo361_ingest.datasets import Routing
 from repo361_ingest.errors import IngestError, SchemaConflictError
-from repo361_ingest.transform import TimestampRule, instant_error, normalise_instants
+from repo361_ingest.transform import TimestampRule, cast_failure, instant_error, normalise_instants
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,9 @@ class BatchInfo:
 @dataclass(frozen=True)
 class ReadOptions:
     timestamp_rule: TimestampRule = TimestampRule()
+    # Parse instants with one nested cast per column (fast) instead of per-field lambdas (exact in
+    # any session). Only where transform.cast_is_exact(spark) holds.
+    cast_instants: bool = False
 
 
 def writer_schemas(files: Sequence[StagedFile]) -> dict[str, str]:
@@ -115,7 +119,7 @@ def read_entities(
         rows = df.select(F.explode(ENTITIES).alias("_entity"), staged).select("_entity.*", "_staged_name")
     else:
         rows = df.select("*", staged)
-    return rows.transform(normalise_instants(options.timestamp_rule)).transform(
+    return rows.transform(normalise_instants(options.timestamp_rule, options.cast_instants)).transform(
         lambda d: with_ingestion_columns(d, spark, files, info)
     )
 
@@ -193,28 +197,35 @@ _READ_MARKERS = ("avro", "Avro", "repo361-instant")
 
 
 @contextlib.contextmanager
-def read_errors(files: Sequence[StagedFile]) -> Iterator[None]:
+def read_errors(files: Sequence[StagedFile], diagnose: Callable[[], str | None] | None = None) -> Iterator[None]:
     """Turn a Spark failure while reading ``files`` into a :class:`ReadError` naming them.
 
     The message carries the API's file names and the first line of the cause, with staging paths
     replaced by those names: no local layout, no Java stack trace. Other errors pass unchanged.
+    ``diagnose`` names the field when a fast instant cast failed (see :func:`find_bad_instant`).
     """
     try:
         yield
     except IngestError:
         raise
     except Exception as exc:
-        converted = as_read_error(exc, files)
+        converted = as_read_error(exc, files, diagnose)
         if converted is None:
             raise
         raise converted from None
 
 
-def as_read_error(exc: BaseException, files: Sequence[StagedFile]) -> ReadError | None:
+def as_read_error(
+    exc: BaseException, files: Sequence[StagedFile], diagnose: Callable[[], str | None] | None = None
+) -> ReadError | None:
     """A ReadError for ``exc`` if it is a failure reading ``files``; None for anything else."""
     text = str(exc)
     involved = [f for f in files if f.staged_name in text]
     own = instant_error(text)
+    bad_value = cast_failure(text) if own is None else None
+    if bad_value is not None:
+        own = (diagnose() if diagnose else None) or (
+            f"a field read as an instant holds {{{bad_value}}}, not an ISO-8601 instant")
     if own is None and not involved and not any(m in text for m in _READ_MARKERS):
         return None
     named = involved or list(files)
@@ -229,3 +240,27 @@ def as_read_error(exc: BaseException, files: Sequence[StagedFile]) -> ReadError 
         cause = first[:300]
     listing = ", ".join(repr(n) for n in names[:10]) + (" ..." if len(names) > 10 else "")
     return ReadError(f"reading file(s) {listing} failed: {cause}")
+
+
+def find_bad_instant(
+    spark: SparkSession, files: Sequence[StagedFile], routing: Routing, options: ReadOptions
+) -> str | None:
+    """Which field holds the instant a fast cast failed on: re-read ``files`` the exact way.
+
+    Only called after a batch already failed, so its cost (one more pass over the batch) is paid
+    for the message alone. None when the exact way finds nothing (or fails for another reason).
+    """
+    exact = dataclasses.replace(options, cast_instants=False)
+    info = BatchInfo("diagnose", "diagnose", dt.datetime.now(dt.timezone.utc))
+    try:
+        targets = read_batch(spark, files, info, routing, exact)
+    except Exception:
+        return None
+    for target in targets:
+        try:
+            target.frame.write.format("noop").mode("overwrite").save()
+        except Exception as exc:
+            found = instant_error(str(exc))
+            if found:
+                return found
+    return None

@@ -13,6 +13,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -26,14 +27,18 @@ from repo361_ingest.download import STATUS_EXPIRED, STATUS_OK, DownloadSettings
 from repo361_ingest.errors import ConcurrentRunError, DownloadError, IngestError
 from repo361_ingest.http import HttpSettings, build_session
 from repo361_ingest.logs import scrub
-from repo361_ingest.pager import Batch, WalkStats, group_batches, pages_to_renew, prefetch, walk_pages
+from repo361_ingest.pager import (
+    Batch, FileSizeEstimate, WalkStats, group_batches, pages_to_renew, prefetch, walk_pages,
+)
 from repo361_ingest.datasets import Routing
-from repo361_ingest.read import BatchInfo, ReadOptions, StagedFile, TargetRows, read_batch, read_errors
+from repo361_ingest.read import (
+    BatchInfo, ReadOptions, StagedFile, TargetRows, find_bad_instant, read_batch, read_errors,
+)
 from repo361_ingest.sink import app_id, append, batch_txn, find_commit, is_concurrent_write, table_exists
 from repo361_ingest.spark import describe_jobs
 from repo361_ingest.staging import Staging
 from repo361_ingest.transfer import download_on_executors
-from repo361_ingest.transform import TimestampRule, check_appendable
+from repo361_ingest.transform import TimestampRule, cast_is_exact, check_appendable
 from repo361_ingest.watermark import WatermarkRow, append_row, reconcile
 
 log = logging.getLogger(__name__)
@@ -91,10 +96,13 @@ class _BatchRunner:
         self.txn_app_id = app_id(config.source, self.target)
         self.routing = Routing(self.target, config.conversation_datasets, config.dataset_tables,
                                config.unknown_datasets)
-        self.read_options = ReadOptions(TimestampRule.from_config(config.timestamp_fields))
+        self.read_options = ReadOptions(TimestampRule.from_config(config.timestamp_fields),
+                                        cast_instants=cast_is_exact(spark))
         self.download_settings = DownloadSettings(
             http=http_settings(config), max_bytes=config.max_download_bytes
         )
+        # Fed after each download; bounds the files (so the staged bytes) of the next batch.
+        self.sizes = FileSizeEstimate(config.batch_max_files, config.batch_max_bytes)
 
     def ingest(self, batch: Batch, number: int) -> None:
         batch_id = f"{self.run_id}-{number:05d}"
@@ -116,6 +124,7 @@ class _BatchRunner:
             for m in manifest
         ]
         nbytes = sum(m["bytes"] for m in manifest)
+        self.sizes.add(len(manifest), nbytes)
         resume = batch.resume
         meta = {
             "source": self.config.source,
@@ -142,7 +151,7 @@ class _BatchRunner:
             frame = reads[-1].frame
             txn_app_id, txn_version = batch_txn(self.txn_app_id, batch.first_seq - 1)
             try:
-                with read_errors(staged):
+                with read_errors(staged, self._diagnosis(staged)):
                     append(
                         frame,
                         self.target,
@@ -200,11 +209,15 @@ class _BatchRunner:
         after this write: the rows are in the table once, so it counts zero rows and goes on.
         """
         txn_app_id, txn_version = batch_txn(app_id(self.config.source, read.target), batch.first_seq - 1)
-        with read_errors(staged):
+        with read_errors(staged, self._diagnosis(staged)):
             append(read.frame, read.target, txn_app_id=txn_app_id, txn_version=txn_version,
                    metadata=meta)
         commit = find_commit(self.spark, read.target, self.config.source, meta["batch_id"])
         return commit.output_rows if commit else 0
+
+    def _diagnosis(self, staged: list[StagedFile]) -> Callable[[], str | None]:
+        """What names the field when a fast instant cast fails the batch's write."""
+        return lambda: find_bad_instant(self.spark, staged, self.routing, self.read_options)
 
     @staticmethod
     def _lost_race(batch: Batch, what: str) -> str:
@@ -330,7 +343,7 @@ def run_ingest(
             config.lookahead_pages,
         )
         for number, batch in enumerate(
-            group_batches(steps, config.batch_max_pages, config.batch_max_files), start=1
+            group_batches(steps, config.batch_max_pages, runner.sizes.file_limit), start=1
         ):
             runner.ingest(batch, number)
         summary.outcome = "success" if summary.batches else "no_new_data"

@@ -1,11 +1,20 @@
 """DataFrame -> DataFrame transforms of the read path: instants as UTC timestamps, schema checks.
 
 Instants. spark-avro already turns ``timestamp-millis``/``timestamp-micros`` longs into Spark
-timestamps; ISO-8601 strings it leaves as strings. :func:`normalise_instants` walks the schema
-(structs, arrays of structs via ``transform``, map values via ``transform_values``) and parses every
-string field the :class:`TimestampRule` selects. A string without a zone is read as UTC (not the
-session time zone); a value that does not parse fails the batch naming the field and the value, so
-nothing turns into a silent null.
+timestamps; ISO-8601 strings it leaves as strings. Every string field the :class:`TimestampRule`
+selects (nested too: structs, arrays, map values) is parsed. A string without a zone is read as UTC
+(not the session time zone); a value that does not parse fails the batch, so nothing turns into a
+silent null. Two ways give exactly these values:
+
+* **cast** (fast): each top-level column is cast once to its own type with the selected strings
+  retyped as timestamps. Spark compiles a nested cast into generated code, so it costs about what
+  reading the column costs. It is exact only where Spark's cast is: the session parses zone-less
+  strings in ``spark.sql.session.timeZone`` (so that must be UTC) and fails on a malformed string
+  only when ANSI mode is on (Spark 4.0's default). The failure names the value, not the field:
+  :func:`repo361_ingest.read.find_bad_instant` finds the field with the exact way afterwards.
+* **exact** (any session): rebuilds every struct on the path with ``transform`` lambdas and parses
+  each string on its own, naming the field in its error. Spark evaluates higher-order functions
+  without code generation, so on conversation records this costs about twice the read.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ AUTO_NAMES = frozenset({"InactivityTimeout"})
 ERROR_MARKER = "repo361-instant"
 _HAS_ZONE = r"(Z|z|[+-]\d\d(:?\d\d)?)$"
 _HAS_TIME = r"\d[T ]\d\d:\d\d"
+_DATE_ONLY = r"^[+-]?\d{4,}(-\d{1,2}){0,2}$"
 
 
 @dataclass(frozen=True)
@@ -57,11 +67,29 @@ class TimestampRule:
         return name in self.names or ".".join(path) in self.names
 
 
+def as_utc_text(text: Column) -> Column:
+    """A zone-less instant string made explicitly UTC: a time gets ``Z``; a bare date (or year,
+    or year-month: Spark reads those too) becomes midnight UTC. Strings with a zone are unchanged.
+
+    Bare dates are checked first because ``2024-03-31`` ends like a ``-31`` hour offset.
+    """
+    midnight = F.concat(
+        text,
+        F.when(text.rlike(r"^[+-]?\d{4,}$"), F.lit("-01-01"))
+        .when(text.rlike(r"^[+-]?\d{4,}-\d{1,2}$"), F.lit("-01"))
+        .otherwise(F.lit("")),
+        F.lit("T00:00:00Z"),
+    )
+    return (
+        F.when(text.rlike(_DATE_ONLY), midnight)
+        .when(text.rlike(_HAS_TIME) & ~text.rlike(_HAS_ZONE), F.concat(text, F.lit("Z")))
+        .otherwise(text)
+    )
+
+
 def parse_instant(col: Column, label: str) -> Column:
     """ISO-8601 string -> timestamp (UTC when the string has no zone); unparseable fails loudly."""
-    text = F.trim(col)
-    zoned = F.when(text.rlike(_HAS_TIME) & ~text.rlike(_HAS_ZONE), F.concat(text, F.lit("Z"))).otherwise(text)
-    parsed = F.try_to_timestamp(zoned)
+    parsed = F.try_to_timestamp(as_utc_text(F.trim(col)))
     failure = F.raise_error(
         F.concat(F.lit(f"{ERROR_MARKER}: field {label} holds {{"), col, F.lit("}, not an ISO-8601 instant"))
     )
@@ -98,19 +126,57 @@ def _rewrite(col: Column, dtype: T.DataType, path: list[str], rule: TimestampRul
     return col
 
 
-def normalise_instants(rule: TimestampRule) -> Callable[[DataFrame], DataFrame]:
-    """A ``DataFrame.transform`` step: selected string fields (nested too) become timestamps."""
+UTC_ZONES = frozenset({
+    "UTC", "Etc/UTC", "GMT", "Etc/GMT", "Z", "UCT", "Etc/UCT", "Universal", "Etc/Universal", "Zulu",
+    "Etc/Zulu", "GMT0", "Etc/GMT0", "Etc/GMT+0", "Etc/GMT-0", "GMT+0", "GMT-0", "Greenwich",
+    "+00:00", "-00:00",
+})
+
+
+def cast_is_exact(spark: SparkSession) -> bool:
+    """True when a plain cast parses instants as :func:`parse_instant` does (see the module doc)."""
+    ansi = str(spark.conf.get("spark.sql.ansi.enabled", "false")).strip().lower() == "true"
+    zone = str(spark.conf.get("spark.sql.session.timeZone", "")).strip()
+    return ansi and zone in UTC_ZONES
+
+
+def with_instants(dtype: T.DataType, path: list[str], rule: TimestampRule) -> T.DataType:
+    """``dtype`` with the string fields ``rule`` selects retyped as (nullable) timestamps."""
+    if isinstance(dtype, T.StringType):
+        return T.TimestampType() if path and rule.selects(path) else dtype
+    if isinstance(dtype, T.StructType):
+        return T.StructType([
+            T.StructField(f.name, new, f.nullable or new != f.dataType, f.metadata)
+            for f in dtype.fields
+            for new in [with_instants(f.dataType, [*path, f.name], rule)]
+        ])
+    if isinstance(dtype, T.ArrayType):
+        element = with_instants(dtype.elementType, path, rule)
+        return T.ArrayType(element, dtype.containsNull or element != dtype.elementType)
+    if isinstance(dtype, T.MapType):
+        value = with_instants(dtype.valueType, path, rule)
+        return T.MapType(dtype.keyType, value, dtype.valueContainsNull or value != dtype.valueType)
+    return dtype
+
+
+def normalise_instants(rule: TimestampRule, cast: bool = False) -> Callable[[DataFrame], DataFrame]:
+    """A ``DataFrame.transform`` step: selected string fields (nested too) become timestamps.
+
+    ``cast`` picks the fast way; pass :func:`cast_is_exact` of the session (the module doc says why).
+    """
+
+    def convert(f: T.StructField) -> Column:
+        col = F.col(f"`{f.name}`")
+        if not _touches(f.dataType, [f.name], rule):
+            return col
+        if cast:
+            return col.cast(with_instants(f.dataType, [f.name], rule)).alias(f.name)
+        return _rewrite(col, f.dataType, [f.name], rule).alias(f.name)
 
     def apply(df: DataFrame) -> DataFrame:
         if rule.mode == "none":
             return df
-        return df.select(
-            *[
-                _rewrite(F.col(f"`{f.name}`"), f.dataType, [f.name], rule).alias(f.name)
-                if _touches(f.dataType, [f.name], rule) else F.col(f"`{f.name}`")
-                for f in df.schema.fields
-            ]
-        )
+        return df.select(*[convert(f) for f in df.schema.fields])
 
     return apply
 
@@ -170,6 +236,16 @@ def check_appendable(spark: SparkSession, target: str, df: DataFrame) -> None:
         return
     reader = spark.read.table(target) if is_table_name(target) else spark.read.format("delta").load(target)
     check_against_target(df.schema, reader.schema, target)
+
+
+_CAST_FAILURE = re.compile(r"CAST_INVALID_INPUT\]\s*The value '(.*?)' of the type \"STRING\" cannot be cast to"
+                           r" \"TIMESTAMP\"", re.S)
+
+
+def cast_failure(message: str) -> str | None:
+    """The value a fast instant cast (ANSI) failed on, if ``message`` is that failure."""
+    match = _CAST_FAILURE.search(message)
+    return match.group(1) if match else None
 
 
 def instant_error(message: str) -> str | None:
