@@ -45,6 +45,12 @@ class IngestConfig(BaseModel):
     max_empty_pages: int = Field(3, ge=0)
     batch_max_pages: int = Field(50, ge=1)
     batch_max_files: int = Field(200, ge=1)
+    batch_max_bytes: int = Field(
+        2 * 1024**3, ge=1,
+        description="Staged bytes per batch (every file of a batch is staged before it is read):"
+        " the next batch takes at most this many bytes' worth of files at the mean file size so"
+        " far, and at least one page.",
+    )
     lookahead_pages: int = Field(4, ge=0, description="Pages fetched ahead of the current batch.")
     download_parallelism: int = Field(0, ge=0, description="Download tasks per batch; 0 = auto.")
     partition_by: list[str] = Field(default_factory=list)

@@ -126,18 +126,58 @@ class Batch:
         return self.steps[-1].resume
 
 
-def group_batches(steps: Iterable[PageStep], max_pages: int, max_files: int) -> Iterator[Batch]:
+class FileSizeEstimate:
+    """How many files the next batch may take so that its downloads stay within ``max_bytes``.
+
+    Every file of a batch is staged before the batch is read, so the staging disk a batch needs is
+    the sum of its files' sizes. The API's pages carry no sizes, so the bound works on the mean size
+    of the files downloaded so far in this run: fed after each batch's download with :meth:`add`,
+    asked at the start of each batch with :meth:`file_limit`. Before any download it answers
+    ``max_files``; it never answers less than one file (a page is never split anyway).
+    """
+
+    def __init__(self, max_files: int, max_bytes: int) -> None:
+        if max_files < 1 or max_bytes < 1:
+            raise ValueError("max_files and max_bytes must be >= 1")
+        self.max_files = max_files
+        self.max_bytes = max_bytes
+        self.files = 0
+        self.bytes = 0
+
+    def add(self, files: int, nbytes: int) -> None:
+        """Record a downloaded batch: ``files`` files of ``nbytes`` bytes in all."""
+        self.files += files
+        self.bytes += nbytes
+
+    def file_limit(self) -> int:
+        """max(1, min(max_files, max_bytes // mean file size)); ``max_files`` while nothing is known."""
+        if self.files == 0 or self.bytes == 0:
+            return self.max_files
+        # max_bytes // (bytes / files), in integers: no float rounding at the boundary.
+        return max(1, min(self.max_files, self.max_bytes * self.files // self.bytes))
+
+
+def group_batches(
+    steps: Iterable[PageStep], max_pages: int, max_files: int | Callable[[], int]
+) -> Iterator[Batch]:
     """Group pages into batches of at most ``max_pages`` pages and (about) ``max_files`` files.
 
-    A page is never split: a single page with more files than ``max_files`` is a batch of its own.
+    ``max_files`` is a number, or a function asked once when each batch starts (e.g.
+    :meth:`FileSizeEstimate.file_limit`): the generator runs lazily, so a batch starts only after
+    the one before it was handed on and, in a run, downloaded, and the limit reflects its sizes.
+    A page is never split: a single page with more files than the limit is a batch of its own.
     A batch full by page count is handed on at once, not when the next page arrives: if fetching
     that next page fails, the full batch is still committed before the run stops.
     """
+    file_limit = max_files if callable(max_files) else (lambda: max_files)
     batch = Batch()
+    limit = 0
     for step in steps:
-        if batch.steps and batch.file_count + len(step.files) > max_files:
+        if batch.steps and batch.file_count + len(step.files) > limit:
             yield batch
             batch = Batch()
+        if not batch.steps:
+            limit = max(1, file_limit())
         batch.steps.append(step)
         if len(batch.steps) >= max_pages:
             yield batch
