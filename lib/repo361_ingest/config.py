@@ -43,16 +43,23 @@ class IngestConfig(BaseModel):
     format: Literal["avro"] = "avro"
     max_pages: int | None = Field(None, ge=1)
     max_empty_pages: int = Field(3, ge=0)
-    batch_max_pages: int = Field(50, ge=1)
-    batch_max_files: int = Field(200, ge=1)
+    batch_max_pages: int = Field(200, ge=1)
+    batch_max_files: int = Field(1000, ge=1)
     batch_max_bytes: int = Field(
         2 * 1024**3, ge=1,
         description="Staged bytes per batch (every file of a batch is staged before it is read):"
         " the next batch takes at most this many bytes' worth of files at the mean file size so"
         " far, and at least one page.",
     )
-    lookahead_pages: int = Field(4, ge=0, description="Pages fetched ahead of the current batch.")
-    download_parallelism: int = Field(0, ge=0, description="Download tasks per batch; 0 = auto.")
+    lookahead_pages: int = Field(
+        250, ge=0,
+        description="Pages fetched ahead of the batch being committed; keep it above batch_max_pages"
+        " so paging never waits for a commit.",
+    )
+    download_parallelism: int = Field(
+        0, ge=0, description="Download tasks per batch; 0 = Spark's default parallelism (one per core)."
+    )
+    download_threads: int = Field(4, ge=1, le=64, description="Downloads at a time in each download task.")
     partition_by: list[str] = Field(default_factory=list)
     connect_timeout_s: float = Field(10.0, gt=0)
     read_timeout_s: float = Field(120.0, gt=0)

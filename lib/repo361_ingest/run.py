@@ -99,7 +99,8 @@ class _BatchRunner:
         self.read_options = ReadOptions(TimestampRule.from_config(config.timestamp_fields),
                                         cast_instants=cast_is_exact(spark))
         self.download_settings = DownloadSettings(
-            http=http_settings(config), max_bytes=config.max_download_bytes
+            http=http_settings(config), max_bytes=config.max_download_bytes,
+            threads_per_task=config.download_threads,
         )
         # Fed after each download; bounds the files (so the staged bytes) of the next batch.
         self.sizes = FileSizeEstimate(config.batch_max_files, config.batch_max_bytes)

@@ -104,3 +104,11 @@ def test_a_bad_top_level_instant_commits_nothing(spark, make_config, tmp_path):
                                        " not an ISO-8601 instant")
         assert not table_exists(spark, config.table)
         assert read_position(spark, config.watermark_table, config.source).page_seq == 0
+
+
+@pytest.mark.skipif(not __import__("pyspark").__version__.startswith("4"), reason="ANSI mode is off by default before Spark 4.0")
+def test_a_default_session_parses_instants_with_the_cast(spark):
+    # The session as the job builds it (UTC, ANSI at Spark 4.0's default): the fast way applies.
+    # (Guards against reading a conf with a default argument, which answers that default.)
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+    assert cast_is_exact(spark) is True
