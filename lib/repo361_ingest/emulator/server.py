@@ -50,6 +50,10 @@ class Handler(BaseHTTPRequestHandler):
     """Routes to the emulator; records every request in the emulator's request log."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle's algorithm on, the body waits for
+    # the client's delayed ACK of the headers: +40 ms on every keep-alive request (measured 44 ms
+    # per page at zero latency). Real API front ends send without that stall.
+    disable_nagle_algorithm = True
     server: EmulatorHTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
