@@ -21,6 +21,7 @@ import datetime as dt
 import json
 import logging
 import re
+from itertools import chain
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -31,7 +32,9 @@ from pyspark.sql import types as T
 from repo361_ingest.avro_schema import entities_field, is_conversation_schema, merge_schemas
 from repo361_ingest.datasets import Routing
 from repo361_ingest.errors import IngestError, SchemaConflictError
-from repo361_ingest.transform import TimestampRule, cast_failure, instant_error, normalise_instants
+from repo361_ingest.transform import (
+    TimestampRule, cast_failure, cast_instants, instant_error, normalise_instants,
+)
 
 log = logging.getLogger(__name__)
 
@@ -115,13 +118,16 @@ def read_entities(
             .load([f.spark_path for f in readable])
         )
     staged = F.col("_metadata.file_name").alias("_staged_name")
-    if entities_field(merged) is not None:
+    rule = options.timestamp_rule
+    if entities_field(merged) is not None and options.cast_instants:
+        entities = cast_instants(F.col(ENTITIES), df.schema[ENTITIES].dataType, rule)
+        rows = df.select(F.explode(entities).alias("_entity"), staged).select("_entity.*", "_staged_name")
+    elif entities_field(merged) is not None:
         rows = df.select(F.explode(ENTITIES).alias("_entity"), staged).select("_entity.*", "_staged_name")
+        rows = rows.transform(normalise_instants(rule))
     else:
-        rows = df.select("*", staged)
-    return rows.transform(normalise_instants(options.timestamp_rule, options.cast_instants)).transform(
-        lambda d: with_ingestion_columns(d, spark, files, info)
-    )
+        rows = df.select("*", staged).transform(normalise_instants(rule, options.cast_instants))
+    return with_ingestion_columns(rows, files, info)
 
 
 @dataclass(frozen=True)
@@ -165,24 +171,22 @@ def read_batch(
     return out
 
 
-def with_ingestion_columns(
-    df: DataFrame, spark: SparkSession, files: Sequence[StagedFile], info: BatchInfo
-) -> DataFrame:
-    """Attach ``_source_file`` and ``_page_seq`` (by staged name) and the batch's constants."""
-    lookup = spark.createDataFrame(
-        [(f.staged_name, f.source_name, f.page_seq) for f in files],
-        "_staged_name string, _source_file string, _page_seq long",
-    )
-    return (
-        df.join(F.broadcast(lookup), on="_staged_name", how="inner")
-        .drop("_staged_name")
-        .withColumn("_batch_id", F.lit(info.batch_id))
-        .withColumn("_ingested_at", F.lit(info.ingested_at).cast(T.TimestampType()))
-        .withColumn("_run_id", F.lit(info.run_id))
-        .select(
-            *[F.col(f"`{c}`") for c in df.columns if c != "_staged_name" and c not in INGESTION_COLUMNS],
-            *INGESTION_COLUMNS,
-        )
+def with_ingestion_columns(df: DataFrame, files: Sequence[StagedFile], info: BatchInfo) -> DataFrame:
+    """Attach ``_source_file`` and ``_page_seq`` (looked up by staged name) and the batch's constants.
+
+    The lookup is a literal map in the projection, not a join with a lookup DataFrame: no
+    ``createDataFrame`` round trip per batch and no join operator over rows this wide.
+    """
+    name = F.col("_staged_name")
+    source_file = F.create_map(*chain.from_iterable((F.lit(f.staged_name), F.lit(f.source_name)) for f in files))
+    page_seq = F.create_map(*chain.from_iterable((F.lit(f.staged_name), F.lit(f.page_seq)) for f in files))
+    return df.select(
+        *[F.col(f"`{c}`") for c in df.columns if c != "_staged_name" and c not in INGESTION_COLUMNS],
+        source_file[name].alias("_source_file"),
+        F.lit(info.batch_id).alias("_batch_id"),
+        page_seq[name].cast(T.LongType()).alias("_page_seq"),
+        F.lit(info.ingested_at).cast(T.TimestampType()).alias("_ingested_at"),
+        F.lit(info.run_id).alias("_run_id"),
     )
 
 

@@ -163,6 +163,18 @@ def with_instants(dtype: T.DataType, path: list[str], rule: TimestampRule) -> T.
     return dtype
 
 
+def cast_instants(col: Column, dtype: T.DataType, rule: TimestampRule) -> Column:
+    """``col`` (of type ``dtype``, the row's top level: e.g. the ``Entities`` array) with the
+    selected strings cast to timestamps in one nested cast: the fast way of the module doc.
+
+    Casting the ``Entities`` array inside the ``explode`` builds each conversation once, where a
+    cast per column after the explode builds it a second time (measured: see the README).
+    """
+    if rule.mode == "none" or not _touches(dtype, [], rule):
+        return col
+    return col.cast(with_instants(dtype, [], rule))
+
+
 def normalise_instants(rule: TimestampRule, cast: bool = False) -> Callable[[DataFrame], DataFrame]:
     """A ``DataFrame.transform`` step: selected string fields (nested too) become timestamps.
 
