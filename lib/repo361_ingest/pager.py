@@ -158,7 +158,10 @@ class FileSizeEstimate:
 
 
 def group_batches(
-    steps: Iterable[PageStep], max_pages: int, max_files: int | Callable[[], int]
+    steps: Iterable[PageStep],
+    max_pages: int,
+    max_files: int | Callable[[], int],
+    on_step: Callable[[PageStep, Batch, int], None] | None = None,
 ) -> Iterator[Batch]:
     """Group pages into batches of at most ``max_pages`` pages and (about) ``max_files`` files.
 
@@ -168,20 +171,28 @@ def group_batches(
     A page is never split: a single page with more files than the limit is a batch of its own.
     A batch full by page count is handed on at once, not when the next page arrives: if fetching
     that next page fails, the full batch is still committed before the run stops.
+    ``on_step(step, batch, number)`` is called as each page joins the batch being assembled
+    (``number`` counts batches from 1, as the batches are yielded): the run uses it to start
+    downloading a batch's first pages while the pager still fetches its later ones.
     """
     file_limit = max_files if callable(max_files) else (lambda: max_files)
     batch = Batch()
+    number = 1
     limit = 0
     for step in steps:
         if batch.steps and batch.file_count + len(step.files) > limit:
             yield batch
             batch = Batch()
+            number += 1
         if not batch.steps:
             limit = max(1, file_limit())
         batch.steps.append(step)
+        if on_step is not None:
+            on_step(step, batch, number)
         if len(batch.steps) >= max_pages:
             yield batch
             batch = Batch()
+            number += 1
     if batch.steps:
         yield batch
 

@@ -13,7 +13,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -28,7 +28,7 @@ from repo361_ingest.errors import ConcurrentRunError, DownloadError, IngestError
 from repo361_ingest.http import HttpSettings, build_session
 from repo361_ingest.logs import scrub
 from repo361_ingest.pager import (
-    Batch, FileSizeEstimate, WalkStats, group_batches, pages_to_renew, prefetch, walk_pages,
+    Batch, FileSizeEstimate, PageStep, WalkStats, group_batches, pages_to_renew, prefetch, walk_pages,
 )
 from repo361_ingest.datasets import Routing
 from repo361_ingest.read import (
@@ -42,6 +42,12 @@ from repo361_ingest.transform import TimestampRule, cast_is_exact, check_appenda
 from repo361_ingest.watermark import WatermarkRow, append_row, reconcile
 
 log = logging.getLogger(__name__)
+
+# Early downloads: the first wave of a batch's files, and the wait for a page that marks the pager
+# as the bottleneck (a page from the look-ahead's queue arrives in microseconds; one the API is
+# still answering takes its round trip).
+EARLY_WAVE_FILES = 8
+PAGER_BEHIND_S = 0.005
 
 
 @dataclass
@@ -104,13 +110,60 @@ class _BatchRunner:
         )
         # Fed after each download; bounds the files (so the staged bytes) of the next batch.
         self.sizes = FileSizeEstimate(config.batch_max_files, config.batch_max_bytes)
+        # Early downloads (see on_step): the batch being assembled, its files not yet
+        # downloaded, and the manifest rows of those already downloaded.
+        self._assembling = 0
+        self._queued: list[dict[str, Any]] = []
+        self._early: dict[tuple[int, int], dict[str, Any]] = {}
+        self._wave_files = EARLY_WAVE_FILES
+        self.pager_waited = 0.0  # seconds the last page kept the run waiting (set by pace())
+
+    def batch_id(self, number: int) -> str:
+        return f"{self.run_id}-{number:05d}"
+
+    def pace(self, steps: Iterator[PageStep]) -> Iterator[PageStep]:
+        """Pass ``steps`` through, noting how long each kept the run waiting for the pager."""
+        while True:
+            asked = time.monotonic()
+            step = next(steps, None)
+            if step is None:
+                return
+            self.pager_waited = time.monotonic() - asked
+            yield step
+
+    def on_step(self, step: PageStep, batch: Batch, number: int) -> None:
+        """A page joined the batch being assembled: download what is in hand while the pager is behind.
+
+        Paging is serial; a batch of many pages would otherwise wait for its last page before the
+        first download starts. When the last page kept the run waiting (the pager is the
+        bottleneck, as on a first run or a slow API), the files of the pages in hand are downloaded
+        now, in waves that double in size (so a batch costs a few download jobs, not one per
+        page). When pages come from the look-ahead at once, nothing is downloaded early: one
+        download job per batch is cheaper then. Only the staging folder is touched; commits stay
+        in ``ingest``.
+        """
+        if number != self._assembling:
+            self._assembling, self._queued, self._early = number, [], {}
+            self._wave_files = EARLY_WAVE_FILES
+        batch_dir = self.staging.batch_dir(self.config.source, self.run_id, self.batch_id(number))
+        self._queued.extend(download_entries(step, batch_dir))
+        if self.pager_waited < PAGER_BEHIND_S or len(self._queued) < self._wave_files:
+            return
+        describe_jobs(self.spark, f"repo361 batch {self.batch_id(number)} (pages {batch.first_seq}-"
+                                  f"{batch.last_seq}): download")
+        rows = download_on_executors(self.spark, self._queued, self.download_settings,
+                                     self.config.download_parallelism)
+        self._early.update({(r["page_seq"], r["file_index"]): r for r in rows})
+        self._queued = []
+        self._wave_files *= 2
 
     def ingest(self, batch: Batch, number: int) -> None:
-        batch_id = f"{self.run_id}-{number:05d}"
+        batch_id = self.batch_id(number)
         batch_dir = self.staging.batch_dir(self.config.source, self.run_id, batch_id)
         label = f"repo361 batch {batch_id} (pages {batch.first_seq}-{batch.last_seq})"
         describe_jobs(self.spark, f"{label}: download")
-        manifest = self._download(batch, batch_dir)
+        early = self._early if number == self._assembling else {}
+        manifest = self._download(batch, batch_dir, early)
         failpoints.hit("after_download")
         staged = [
             StagedFile(
@@ -228,45 +281,34 @@ class _BatchRunner:
             f"{batch.last_seq} was committed; rerun to resume from the committed position"
         )
 
-    def _download(self, batch: Batch, batch_dir: str) -> list[dict[str, Any]]:
-        """Download every file of the batch; renew expired URLs by re-requesting their page."""
-        pending: dict[tuple[int, int], dict[str, Any]] = {}
-        for step in batch.steps:
-            for index, ref in enumerate(step.files):
-                pending[(step.seq, index)] = {
-                    "page_seq": step.seq,
-                    "file_index": index,
-                    "name": ref.name,
-                    "url": ref.url,
-                    "path": f"{batch_dir}/{Staging.file_name(step.seq, index)}",
-                }
+    def _download(
+        self, batch: Batch, batch_dir: str, early: dict[tuple[int, int], dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Download every file of the batch; renew expired URLs by re-requesting their page.
+
+        ``early`` holds the manifest rows of files :meth:`on_step` already downloaded: those that
+        succeeded are kept, expired ones are renewed and downloaded again like any other.
+        """
+        pending = {
+            (e["page_seq"], e["file_index"]): e for step in batch.steps for e in download_entries(step, batch_dir)
+        }
         done: dict[tuple[int, int], dict[str, Any]] = {}
+        early_expired = self._settle(early.values(), pending, done)
         # Pages that waited behind the look-ahead may hold URLs close to expiry: renew them first.
-        stale = pages_to_renew(batch.steps, time.time(), self.config.url_renew_fraction)
+        waiting = [s for s in batch.steps if any((s.seq, i) in pending for i in range(len(s.files)))]
+        stale = set(pages_to_renew(waiting, time.time(), self.config.url_renew_fraction)) | early_expired
         if stale:
-            log.info("pages %s: download URLs older than %.0f%% of their life, renewing before download",
-                     stale, 100 * self.config.url_renew_fraction)
+            log.info("pages %s: download URLs expired or older than %.0f%% of their life, renewing"
+                     " before download", sorted(stale), 100 * self.config.url_renew_fraction)
             self.summary.url_renewals += 1
-            self._renew(batch, set(stale), pending)
+            self._renew(batch, stale, pending)
         renewals = 0
         while pending:
             rows = download_on_executors(
                 self.spark, list(pending.values()), self.download_settings,
                 self.config.download_parallelism,
             )
-            expired_pages: set[int] = set()
-            for row in rows:
-                key = (row["page_seq"], row["file_index"])
-                if row["status"] == STATUS_OK:
-                    done[key] = row
-                    del pending[key]
-                elif row["status"] == STATUS_EXPIRED:
-                    expired_pages.add(row["page_seq"])
-                else:
-                    raise DownloadError(
-                        f"file {row['name']!r} of page {row['page_seq']} failed after"
-                        f" {row['attempts']} attempt(s): {row['error']}"
-                    )
+            expired_pages = self._settle(rows, pending, done)
             if not pending:
                 break
             if renewals >= self.config.max_url_renewals:
@@ -278,6 +320,33 @@ class _BatchRunner:
             self.summary.url_renewals += 1
             self._renew(batch, expired_pages, pending)
         return [done[k] for k in sorted(done)]
+
+    @staticmethod
+    def _settle(
+        rows: Iterable[dict[str, Any]],
+        pending: dict[tuple[int, int], dict[str, Any]],
+        done: dict[tuple[int, int], dict[str, Any]],
+    ) -> set[int]:
+        """Move downloaded files from ``pending`` to ``done``; the pages whose URLs expired.
+
+        A file that failed otherwise fails the batch (nothing of it is committed).
+        """
+        expired: set[int] = set()
+        for row in rows:
+            key = (row["page_seq"], row["file_index"])
+            if key not in pending:
+                continue
+            if row["status"] == STATUS_OK:
+                done[key] = row
+                del pending[key]
+            elif row["status"] == STATUS_EXPIRED:
+                expired.add(row["page_seq"])
+            else:
+                raise DownloadError(
+                    f"file {row['name']!r} of page {row['page_seq']} failed after"
+                    f" {row['attempts']} attempt(s): {row['error']}"
+                )
+        return expired
 
     def _renew(self, batch: Batch, pages: set[int], pending: dict[tuple[int, int], dict[str, Any]]) -> None:
         """Fetch fresh URLs for ``pages`` by requesting each again with the token that produced it."""
@@ -302,6 +371,20 @@ class _BatchRunner:
                         f"page {seq} no longer lists file {ref.name!r} when requested again"
                     )
                 pending[key]["url"] = urls[ref.name][n].url
+
+
+def download_entries(step: PageStep, batch_dir: str) -> list[dict[str, Any]]:
+    """The download entries of a page's files; each is staged under its position, never its name."""
+    return [
+        {
+            "page_seq": step.seq,
+            "file_index": index,
+            "name": ref.name,
+            "url": ref.url,
+            "path": f"{batch_dir}/{Staging.file_name(step.seq, index)}",
+        }
+        for index, ref in enumerate(step.files)
+    ]
 
 
 def run_ingest(
@@ -339,12 +422,12 @@ def run_ingest(
             failpoints.hit("after_page_fetch")
             return page
 
-        steps = prefetch(
+        steps = runner.pace(prefetch(
             walk_pages(fetch, start, config.max_pages, config.max_empty_pages, stats),
             config.lookahead_pages,
-        )
+        ))
         for number, batch in enumerate(
-            group_batches(steps, config.batch_max_pages, runner.sizes.file_limit), start=1
+            group_batches(steps, config.batch_max_pages, runner.sizes.file_limit, runner.on_step), start=1
         ):
             runner.ingest(batch, number)
         summary.outcome = "success" if summary.batches else "no_new_data"

@@ -115,3 +115,17 @@ def test_prefetch_preserves_order_and_reraises_errors_in_place() -> None:
             seen.append(item)
     assert seen == [1, 2]
     assert list(prefetch(iter(range(50)), depth=3)) == list(range(50))
+
+
+def test_group_batches_reports_each_page_with_the_number_of_the_batch_it_joins() -> None:
+    script = Script({
+        None: page(None, "1", "a", "b"), "1": page("1", "2", "c"), "2": page("2", "3", "d", "e", "f"),
+        "3": page("3", "4", "g"), "4": page("4", "4"),
+    })
+    steps, _ = walk(script)
+    seen: list[tuple[int, int, list[int]]] = []
+    batches = list(group_batches(steps, max_pages=10, max_files=3,
+                                 on_step=lambda s, b, n: seen.append((s.seq, n, [x.seq for x in b.steps]))))
+    # Page 3 does not fit batch 1 (2 + 3 files > 3): it opens batch 2 and is reported as batch 2's.
+    assert seen == [(1, 1, [1]), (2, 1, [1, 2]), (3, 2, [3]), (4, 3, [4])]
+    assert [[s.seq for s in b.steps] for b in batches] == [[1, 2], [3], [4]]
