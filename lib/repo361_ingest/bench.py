@@ -61,15 +61,23 @@ def _serve(params: dict[str, Any], conn: Any) -> None:
     """Child process: generate every file, report where they are, serve until told to stop."""
     from repo361_ingest.emulator import Emulator
 
+    params = dict(params)
+    # A memory run gets only the digest: the ids of a 1 GB export are ~40 MB of Python strings in
+    # the driver that the job never holds, and they would be measured as the job's growth.
+    send_ids = params.pop("send_ids", True)
     Path(params["work_dir"]).mkdir(parents=True, exist_ok=True)
     emu = Emulator(**params)
     paths = [str(emu.file_path(name)) for name in emu.file_names()]
+    ids = emu.conversation_ids()
     emu.start()
     conn.send({
         "api_base_url": emu.api_base_url, "token_url": emu.token_url,
         "client_id": emu.client_id, "client_secret": emu.client_secret,
-        "paths": paths, "conversation_ids": sorted(emu.conversation_ids()), "pages": emu.page_count,
+        "paths": paths, "pages": emu.page_count,
+        "conversation_ids": sorted(ids) if send_ids else None,
+        "conversation_ids_sha256": ids_digest(set(ids)),
     })
+    del ids
     conn.recv()
     emu.stop()
 
@@ -144,6 +152,16 @@ class PeakMemory:
     def as_dict(self) -> dict[str, float]:
         return {"python_rss_peak_mb": round(self.python_peak / 1e6, 1),
                 "jvm_rss_peak_mb": round(self.jvm_peak / 1e6, 1)}
+
+
+def jvm_heap_after_gc_mb(spark: Any) -> float:
+    """The driver JVM's live heap after a full GC: what it retains, as opposed to its RSS peak,
+    which in local mode also holds the executors' transient buffers and is bounded by -Xmx."""
+    jvm = spark._jvm  # harness only
+    for _ in range(2):
+        jvm.java.lang.System.gc()
+    runtime = jvm.java.lang.Runtime.getRuntime()
+    return round((runtime.totalMemory() - runtime.freeMemory()) / 1e6, 1)
 
 
 def _rates(seconds: float, rows: int, nbytes: int) -> dict[str, Any]:
@@ -315,15 +333,18 @@ def job_alone(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     if args.pages:
         layout = {"conversations": args.pages * args.conversations_per_page, "pages": args.pages,
                   "files_per_page": 1, "records_per_file": 1}
-    params = dict(layout, seed=args.seed, latency_ms=args.latency_ms, work_dir=str(work / "emulator"))
+    params = dict(layout, seed=args.seed, latency_ms=args.latency_ms, work_dir=str(work / "emulator"),
+                  send_ids=False)
     with EmulatorProcess(params) as info:
         t0 = time.monotonic()
         spark = bench_session("repo361-bench-job")
         spark_start_s = time.monotonic() - t0
         with PeakMemory() as mem:
             res = run_job(spark, info, work, dict(args.set_items))
-        res.update(mem.as_dict(), spark_start_seconds=round(spark_start_s, 1),
-                   same_conversation_ids=_ids(spark, str(work / "conversations")) == set(info["conversation_ids"]),
+        peaks = mem.as_dict()  # before the check below collects every id into this process
+        peaks["jvm_heap_after_gc_mb"] = jvm_heap_after_gc_mb(spark)
+        same = ids_digest(_ids(spark, str(work / "conversations"))) == info["conversation_ids_sha256"]
+        res.update(peaks, spark_start_seconds=round(spark_start_s, 1), same_conversation_ids=same,
                    layout=layout)
         if args.pages:
             res["ms_per_page"] = round(1000 * res["seconds"] / args.pages, 1)
@@ -393,7 +414,8 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             if len(sizes) >= 2:
                 lo, hi = results["memory"][sizes[0]], results["memory"][sizes[-1]]
                 results["memory_growth"] = {
-                    key: round(hi[key] / lo[key], 3) for key in ("python_rss_peak_mb", "jvm_rss_peak_mb")
+                    key: round(hi[key] / lo[key], 3)
+                    for key in ("python_rss_peak_mb", "jvm_rss_peak_mb", "jvm_heap_after_gc_mb")
                 }
         if args.pages_growth:
             results["pages_growth"] = {}
@@ -402,10 +424,19 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                 results["pages_growth"][str(pages)] = _sub(
                     args, ["--pages", str(pages), "--conversations-per-page", str(args.conversations_per_page)]
                 )
+            results["pages_growth_marginal_ms_per_page"] = marginal_ms_per_page(results["pages_growth"])
         results["load_avg_at_end"] = [round(x, 1) for x in os.getloadavg()]
         return results
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def marginal_ms_per_page(growth: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Wall time per extra page between consecutive page counts, e.g. {"10-100": 57.3}: unlike
+    seconds / pages it leaves out the fixed cost of a run (Spark jobs, commits, the rerun)."""
+    points = sorted((int(pages), r["seconds"]) for pages, r in growth.items())
+    return {f"{a}-{b}": round(1000 * (tb - ta) / (b - a), 1)
+            for (a, ta), (b, tb) in zip(points, points[1:])}
 
 
 def report(results: dict[str, Any]) -> str:
@@ -423,12 +454,14 @@ def report(results: dict[str, Any]) -> str:
         lines.append(f"no-new-data rerun: {job['no_new_data_seconds']} s (Spark start-up: {comp['spark_start_seconds']} s)")
     for size, r in results.get("memory", {}).items():
         lines.append(f"job at {size} MB: {r['seconds']} s, Python RSS peak {r['python_rss_peak_mb']} MB,"
-                     f" JVM RSS peak {r['jvm_rss_peak_mb']} MB")
+                     f" JVM RSS peak {r['jvm_rss_peak_mb']} MB, JVM live heap after the run {r['jvm_heap_after_gc_mb']} MB")
     if "memory_growth" in results:
         lines.append(f"memory growth (largest / smallest size): {results['memory_growth']}")
     for pages, r in results.get("pages_growth", {}).items():
         lines.append(f"{pages:>5} pages: {r['seconds']} s ({r['ms_per_page']} ms/page), {r['batches']} batches,"
                      f" Python RSS peak {r['python_rss_peak_mb']} MB, JVM RSS peak {r['jvm_rss_peak_mb']} MB")
+    if results.get("pages_growth_marginal_ms_per_page"):
+        lines.append(f"marginal ms per extra page: {results['pages_growth_marginal_ms_per_page']}")
     return "\n".join(lines)
 
 

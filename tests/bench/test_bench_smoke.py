@@ -39,3 +39,21 @@ def test_bench_compares_three_methods_on_the_same_conversations(spark, tmp_path)
     digest = bench.ids_digest(expected)
     assert {m: r["conversation_ids_sha256"] for m, r in result["methods"].items()} == dict.fromkeys(
         methods, digest)
+
+
+def test_job_alone_checks_the_ids_by_digest_and_reports_the_driver_memory(spark, tmp_path):
+    # The memory runs get only the emulator's digest of the ids (holding them would be measured
+    # as the job's memory); the check must still compare the exact set.
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["--job-alone", "--pages", "3", "--conversations-per-page", "7",
+                              "--latency-ms", "0", "--seed", "5"])
+    result = bench.job_alone(args, tmp_path)
+
+    assert result["rows"] == 21 and result["layout"]["pages"] == 3
+    assert result["pages"] == 4  # page requests: the three pages, then the one that ends the export
+    assert result["same_conversation_ids"] is True
+    assert result["no_new_data_outcome"] == "no_new_data"
+    assert result["ms_per_page"] == round(1000 * result["seconds"] / 3, 1)
+    assert 0 < result["jvm_heap_after_gc_mb"] < result["jvm_rss_peak_mb"]
+    assert result["python_rss_peak_mb"] > 0
