@@ -3,6 +3,7 @@ ask for it; unit tests never import pyspark's JVM side."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -12,6 +13,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 sys.path.insert(0, str(ROOT / "tests"))
+
+
+@pytest.fixture
+def caplog_text(caplog):
+    """``caplog``'s records as plain text (message and exception), whatever formatter its handler has.
+
+    Not ``caplog.text``: once PySpark has raised an error with a query context it holds
+    non-propagating ``PySparkLogger``s; pytest (9+) attaches its capturing handler to every
+    non-propagating logger, and ``PySparkLogger.addHandler`` sets its JSON formatter on that shared
+    handler, which escapes every quote for all later tests.
+    """
+    plain = logging.Formatter("%(levelname)s %(name)s: %(message)s")
+    return lambda: "\n".join(plain.format(record) for record in caplog.records)
 
 
 @pytest.fixture(scope="session")

@@ -108,7 +108,7 @@ def hostile_page_hook(emu: Emulator, served: list[dict]):
 
 
 def test_hostile_names_stay_in_staging_and_no_secret_reaches_any_log_handler(
-    spark, tmp_path, make_config, caplog, capfd
+    spark, tmp_path, make_config, caplog, caplog_text, capfd
 ):
     caplog.set_level(logging.INFO, logger="py4j")  # py4j DEBUG echoes every gateway command
     caplog.set_level(logging.DEBUG)  # last: set_level also sets the capturing handler's level
@@ -161,9 +161,10 @@ def test_hostile_names_stay_in_staging_and_no_secret_reaches_any_log_handler(
         out, err = capfd.readouterr()
         # urllib3 really logged its request lines at DEBUG through pytest's handler (not ours);
         # downloads log in the executors' processes, see tests/unit/test_security_logs.py.
-        assert '"POST /rawdata/export/page HTTP/1.1" 200' in caplog.text
+        logged = caplog_text()
+        assert '"POST /rawdata/export/page HTTP/1.1" 200' in logged
         assert_no_leak(
-            {"caplog": caplog.text, "stdout": out, "stderr": err,
+            {"caplog": logged, "stdout": out, "stderr": err,
              "summary": json.dumps(summary.to_dict()), "tables": tables_as_text(spark, tmp_path)},
             secrets,
         )
