@@ -39,6 +39,8 @@ from typing import Any
 
 import psutil
 
+from repo361_ingest.errors import IngestError
+
 BYTES_PER_CONVERSATION = 2310  # measured on the emulator's default export (uncompressed Avro)
 CONVERSATIONS_PER_RECORD = 100  # one Avro record = one analytics page of 100 conversations
 
@@ -227,19 +229,34 @@ def run_floor_transforms(spark: Any, paths: list[str], table: str) -> dict[str, 
     return _rates(seconds, rows, sum(os.path.getsize(p) for p in paths))
 
 
-def run_job(spark: Any, info: dict[str, Any], root: Path, overrides: dict[str, str]) -> dict[str, Any]:
-    """The full job against the emulator, then a rerun that finds no new data."""
-    from repo361_ingest.auth import Credentials
+def job_config(info: dict[str, Any], root: Path, overrides: dict[str, str]) -> Any:
+    """The job's config for a bench run: the emulator's endpoints, tables under ``root``, the
+    ``--set`` overrides; no config file or environment of the caller's (``root`` holds none)."""
     from repo361_ingest.config import load_config
-    from repo361_ingest.run import run_ingest
 
-    config = load_config(
+    return load_config(
         None,
         {"api_base_url": info["api_base_url"], "token_url": info["token_url"],
          "table": str(root / "conversations"), "watermark_table": str(root / "watermark"),
          "staging": str(root / "staging")},
         [f"{k}={v}" for k, v in overrides.items()], environ={}, cwd=root,
     )
+
+
+def check_overrides(overrides: dict[str, str]) -> None:
+    """Fail before any work (minutes of it) on a ``--set`` the job would refuse, even with
+    ``--skip job``: the memory and page runs use the same overrides."""
+    with tempfile.TemporaryDirectory(prefix="repo361-bench-check-") as root:
+        job_config({"api_base_url": "http://127.0.0.1:9", "token_url": "http://127.0.0.1:9/token"},
+                   Path(root), overrides)
+
+
+def run_job(spark: Any, info: dict[str, Any], root: Path, overrides: dict[str, str]) -> dict[str, Any]:
+    """The full job against the emulator, then a rerun that finds no new data."""
+    from repo361_ingest.auth import Credentials
+    from repo361_ingest.run import run_ingest
+
+    config = job_config(info, root, overrides)
     credentials = Credentials(info["client_id"], info["client_secret"])
     started = time.monotonic()
     summary = run_ingest(spark, config, credentials)
@@ -358,33 +375,67 @@ def _sub(args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
            "--files-per-page", str(args.files_per_page), *extra]
     for key, value in args.set_items:
         cmd += ["--set", f"{key}={value}"]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        # The child's own last lines say what went wrong; an exit status alone would not.
+        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+        raise BenchError(f"{' '.join(extra)} run failed (exit {done.returncode}):\n{tail}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # ---- command ----------------------------------------------------------------------------------
 
 
+class BenchError(IngestError):
+    """A benchmark step failed; the message says which and why."""
+
+
 def _kv(item: str) -> tuple[str, str]:
     key, sep, value = item.partition("=")
-    if not sep:
+    if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected key=value, got {item!r}")
     return key.strip(), value.strip()
 
 
+def _list_of(kind: type, what: str) -> Callable[[str], list[Any]]:
+    """argparse type: comma-separated positive numbers, e.g. "256,1024"."""
+    def parse(text: str) -> list[Any]:
+        try:
+            values = [kind(item) for item in text.split(",") if item.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from None
+        if not values or any(v <= 0 for v in values):
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what} above 0, got {text!r}")
+        return values
+    return parse
+
+
+def _above_zero(kind: type) -> Callable[[str], Any]:
+    """argparse type: one number above 0."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"expected a {'whole ' if kind is int else ''}number above 0, got {text!r}")
+        return value
+    return parse
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--size-mb", type=float, default=32, help="export size for the comparison")
-    parser.add_argument("--file-mb", type=float, default=8, help="approximate size of one export file")
-    parser.add_argument("--files-per-page", type=int, default=4)
+    parser.add_argument("--size-mb", type=_above_zero(float), default=32, help="export size for the comparison")
+    parser.add_argument("--file-mb", type=_above_zero(float), default=8, help="approximate size of one export file")
+    parser.add_argument("--files-per-page", type=_above_zero(int), default=4)
     parser.add_argument("--latency-ms", type=float, default=50, help="first-byte latency per request")
     parser.add_argument("--seed", type=int, default=361)
-    parser.add_argument("--repeat", type=int, default=1, help="runs per method; the best counts")
+    parser.add_argument("--repeat", type=_above_zero(int), default=1, help="runs per method; the best counts")
     parser.add_argument("--skip", action="append", default=[], choices=("floor", "floor_transforms", "job", "baseline"))
-    parser.add_argument("--memory-sizes", default="",
-                        help="comma-separated export sizes (MB) for the job's driver memory, e.g. 32,128")
-    parser.add_argument("--pages-growth", default="",
+    parser.add_argument("--memory-sizes", type=_list_of(float, "sizes in MB"), default=[],
+                        help="comma-separated export sizes (MB) for the job's driver memory, e.g. 512,2048")
+    parser.add_argument("--pages-growth", type=_list_of(int, "page counts"), default=[],
                         help="comma-separated page counts of small pages, e.g. 10,100,1000")
-    parser.add_argument("--conversations-per-page", type=int, default=20)
+    parser.add_argument("--conversations-per-page", type=_above_zero(int), default=20)
     parser.add_argument("--set", dest="set_items", type=_kv, action="append", default=[],
                         help="job config override key=value (repeatable)")
     parser.add_argument("--out", default="bench-results", help="folder for the results JSON")
@@ -407,7 +458,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         results["comparison"] = compare(args, work)
         if args.memory_sizes:
             results["memory"] = {}
-            for size in [float(s) for s in args.memory_sizes.split(",") if s]:
+            for size in args.memory_sizes:
                 print(f"job alone at {size:g} MB (fresh process)", flush=True)
                 results["memory"][f"{size:g}"] = _sub(args, ["--size-mb", str(size)])
             sizes = sorted(results["memory"], key=float)
@@ -419,7 +470,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                 }
         if args.pages_growth:
             results["pages_growth"] = {}
-            for pages in [int(p) for p in args.pages_growth.split(",") if p]:
+            for pages in args.pages_growth:
                 print(f"job alone on {pages} small pages (fresh process)", flush=True)
                 results["pages_growth"][str(pages)] = _sub(
                     args, ["--pages", str(pages), "--conversations-per-page", str(args.conversations_per_page)]
@@ -444,7 +495,7 @@ def report(results: dict[str, Any]) -> str:
     lines = []
     comp = results.get("comparison", {})
     for method, r in comp.get("methods", {}).items():
-        lines.append(f"{method:>9}: {r['seconds']:8.1f} s  {r['rows_per_s']:10.0f} rows/s  {r['mb_per_s']:7.2f} MB/s"
+        lines.append(f"{method:>16}: {r['seconds']:8.1f} s  {r['rows_per_s']:10.0f} rows/s  {r['mb_per_s']:7.2f} MB/s"
                      f"  (runs: {r['all_seconds']})")
     if comp.get("ratios"):
         lines.append("ratios: " + ", ".join(f"{k} = {v}" for k, v in comp["ratios"].items()))
@@ -454,18 +505,21 @@ def report(results: dict[str, Any]) -> str:
         lines.append(f"no-new-data rerun: {job['no_new_data_seconds']} s (Spark start-up: {comp['spark_start_seconds']} s)")
     for size, r in results.get("memory", {}).items():
         lines.append(f"job at {size} MB: {r['seconds']} s, Python RSS peak {r['python_rss_peak_mb']} MB,"
-                     f" JVM RSS peak {r['jvm_rss_peak_mb']} MB, JVM live heap after the run {r['jvm_heap_after_gc_mb']} MB")
+                     f" JVM RSS peak {r['jvm_rss_peak_mb']} MB, JVM live heap after the run {r['jvm_heap_after_gc_mb']} MB,"
+                     f" same ConversationIds: {r['same_conversation_ids']}")
     if "memory_growth" in results:
         lines.append(f"memory growth (largest / smallest size): {results['memory_growth']}")
     for pages, r in results.get("pages_growth", {}).items():
         lines.append(f"{pages:>5} pages: {r['seconds']} s ({r['ms_per_page']} ms/page), {r['batches']} batches,"
-                     f" Python RSS peak {r['python_rss_peak_mb']} MB, JVM RSS peak {r['jvm_rss_peak_mb']} MB")
+                     f" Python RSS peak {r['python_rss_peak_mb']} MB, JVM RSS peak {r['jvm_rss_peak_mb']} MB,"
+                     f" JVM live heap {r['jvm_heap_after_gc_mb']} MB, same ConversationIds: {r['same_conversation_ids']}")
     if results.get("pages_growth_marginal_ms_per_page"):
         lines.append(f"marginal ms per extra page: {results['pages_growth_marginal_ms_per_page']}")
     return "\n".join(lines)
 
 
 def main(args: argparse.Namespace) -> int:
+    check_overrides(dict(args.set_items))
     results = run_bench(args)
     if args.job_alone:
         print(json.dumps(results, default=str))
