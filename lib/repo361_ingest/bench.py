@@ -64,7 +64,7 @@ def _serve(params: dict[str, Any], conn: Any) -> None:
     from repo361_ingest.emulator import Emulator
 
     params = dict(params)
-    # A memory run gets only the digest: the ids of a 1 GB export are ~40 MB of Python strings in
+    # A memory run gets only the digest: the ids of a 1 GB export are ~35 MB of Python strings in
     # the driver that the job never holds, and they would be measured as the job's growth.
     send_ids = params.pop("send_ids", True)
     Path(params["work_dir"]).mkdir(parents=True, exist_ok=True)
