@@ -360,9 +360,10 @@ def job_alone(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             res = run_job(spark, info, work, dict(args.set_items))
         peaks = mem.as_dict()  # before the check below collects every id into this process
         peaks["jvm_heap_after_gc_mb"] = jvm_heap_after_gc_mb(spark)
-        same = ids_digest(_ids(spark, str(work / "conversations"))) == info["conversation_ids_sha256"]
-        res.update(peaks, spark_start_seconds=round(spark_start_s, 1), same_conversation_ids=same,
-                   layout=layout)
+        digest = ids_digest(_ids(spark, str(work / "conversations")))
+        res.update(peaks, spark_start_seconds=round(spark_start_s, 1), layout=layout,
+                   conversation_ids_sha256=digest,
+                   same_conversation_ids=digest == info["conversation_ids_sha256"])
         if args.pages:
             res["ms_per_page"] = round(1000 * res["seconds"] / args.pages, 1)
     return res

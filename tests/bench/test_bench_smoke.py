@@ -52,6 +52,8 @@ def test_job_alone_checks_the_ids_by_digest_and_reports_the_driver_memory(spark,
 
     assert result["rows"] == 21 and result["layout"]["pages"] == 3
     assert result["pages"] == 4  # page requests: the three pages, then the one that ends the export
+    expected = {conversation_id(5, i) for i in range(21)}
+    assert result["conversation_ids_sha256"] == bench.ids_digest(expected)
     assert result["same_conversation_ids"] is True
     assert result["no_new_data_outcome"] == "no_new_data"
     assert result["ms_per_page"] == round(1000 * result["seconds"] / 3, 1)
